@@ -1,0 +1,39 @@
+# dpsweep: two commands get you going.
+#   make demo   creates .venv, installs everything (torch CPU build first), runs the demo
+#   make test   runs the test suite in the same environment
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+TORCH_VERSION ?= 2.13.0
+DEMO_DATA ?= data/synth-mimic
+
+.PHONY: demo test test-slow lint bench venv clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build
+	$(PIP) install --quiet torch==$(TORCH_VERSION)
+	$(PIP) install --quiet -e ".[dev,model]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) -m dpsweep.demo --data $(DEMO_DATA)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -q -m slow
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check platform tests
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/dpsweep bench all
+
+clean:
+	rm -rf $(VENV) build *.egg-info

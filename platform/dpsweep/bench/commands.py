@@ -1,0 +1,67 @@
+"""`dpsweep bench ...`: benchmark commands (measured side by side, reported as ratios)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def add_bench_command(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks: step cost, calibration speed, trial quality",
+                       description="Benchmarks measured side by side in one run. Long: minutes each.")
+    bsub = p.add_subparsers(dest="bench_command", required=True)
+    step = bsub.add_parser("step", help="DP step vs non-private step (time, peak memory)")
+    step.add_argument("--batch-size", type=int, default=32)
+    step.add_argument("--length", type=int, default=128)
+    step.add_argument("--rounds", type=int, default=3)
+    step.add_argument("--ghost", action="store_true", help="also measure ghost clipping")
+    step.set_defaults(func=_step)
+    cal = bsub.add_parser("calibration", help="time of one privacy calibration call")
+    cal.add_argument("--calls", type=int, default=15)
+    cal.set_defaults(func=_calibration)
+    synth = bsub.add_parser("synthetic", help="non-private vs ε=8 on a synthetic MIMIC-CXR corpus")
+    synth.add_argument("--data", default="data/synth-mimic-4000", help="corpus folder (written if absent)")
+    synth.add_argument("--n", type=int, default=4000)
+    synth.add_argument("--out", help="write the JSON report here")
+    synth.set_defaults(func=_synthetic)
+    real = bsub.add_parser("real", help="non-private vs ε=8 vs TF-IDF on ../shared/datasets/ct-clip-text")
+    real.add_argument("--data", default=None, help="labelled-CSV folder (default: ../shared/datasets/ct-clip-text)")
+    real.add_argument("--max-length", type=int, default=None)
+    real.add_argument("--max-epochs", type=float, default=None)
+    real.add_argument("--out", help="write the JSON report here")
+    real.set_defaults(func=_real)
+
+
+def _print(obj: dict) -> None:
+    print(json.dumps(obj, indent=1))
+
+
+def _step(args) -> int:
+    from dpsweep.bench.step import bench_step
+
+    modes = ("non_private", "dp_hooks", "dp_ghost") if args.ghost else ("non_private", "dp_hooks")
+    _print(bench_step(batch_size=args.batch_size, length=args.length, rounds=args.rounds, modes=modes))
+    return 0
+
+
+def _calibration(args) -> int:
+    from dpsweep.privacy.bench import bench_calibration
+
+    _print(bench_calibration(n_calls=args.calls))
+    return 0
+
+
+def _synthetic(args) -> int:
+    from dpsweep.bench.trials import bench_synthetic, dump
+
+    dump(bench_synthetic(Path(args.data), n=args.n), Path(args.out) if args.out else None)
+    return 0
+
+
+def _real(args) -> int:
+    from dpsweep.bench.trials import SHARED_CT, bench_real, dump
+
+    overrides = {k: v for k, v in (("max_length", args.max_length), ("max_epochs", args.max_epochs)) if v}
+    dump(bench_real(Path(args.data) if args.data else SHARED_CT, **overrides),
+         Path(args.out) if args.out else None)
+    return 0

@@ -1,0 +1,215 @@
+"""The `dpsweep` command: a thin layer over the library.
+
+Exit codes: 0 success; 1 an unexpected failure (a bug: traceback printed); 2 bad input
+(one line on stderr naming the problem and the fix); 3 the trial is infeasible under its
+privacy budget (nothing was trained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+from dpsweep import __version__
+from dpsweep.errors import UserInputError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INFEASIBLE = 0, 1, 2, 3
+
+
+def _quiet_libraries() -> None:
+    """Keep library chatter (progress bars, RNG notices) out of the user's terminal."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")
+    warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="opacus")
+
+
+def json_safe(value):
+    """Replace float inf/nan by strings so the output is strict JSON."""
+    if isinstance(value, float) and (math.isinf(value) or math.isnan(value)):
+        return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+# ---- train ------------------------------------------------------------------------------
+
+_TRAIN_FLAGS = [
+    # (flag, config key, type, help)
+    ("--dataset-format", "dataset_format", str, "mimic-cxr, ct-rate or csv"),
+    ("--data-path", "data_path", str, "root folder of the data set"),
+    ("--model", "model", str, "'default' (embedded MiniLM) or a local model folder"),
+    ("--epsilon", "epsilon", float, "privacy budget ε (a number, or inf for no DP)"),
+    ("--delta", "delta", float, "δ, below 1/n_train (default 1e-5)"),
+    ("--rank", "rank", int, "LoRA rank"),
+    ("--lr", "lr", float, "learning rate"),
+    ("--clip", "clip", float, "per-sample gradient clipping norm C"),
+    ("--sigma", "sigma", float, "noise multiplier σ; omit to calibrate σ for --max-epochs"),
+    ("--batch-size", "batch_size", int, "expected (logical) batch size"),
+    ("--max-epochs", "max_epochs", float, "cap on epochs (the budget may stop training earlier)"),
+    ("--max-length", "max_length", int, "max tokens per report"),
+    ("--seed", "seed", int, "random seed"),
+    ("--accountant", "accountant", str, "prv (default) or rdp"),
+    ("--sections", "sections", str, "findings, impression or both"),
+    ("--uncertain-policy", "uncertain_policy", str, "MIMIC-CXR uncertain labels: zeros, ones or ignore"),
+    ("--grad-sample-mode", "grad_sample_mode", str, "hooks (default) or ghost"),
+    ("--physical-batch-size", "physical_batch_size", int, "memory cap per forward pass"),
+]
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="run one DP-LoRA trial",
+                       description="Fine-tune one classifier with DP-LoRA and report its metrics. "
+                                   "Flags override --config.")
+    p.add_argument("--config", help="YAML file of trial settings (keys as the flags, with underscores)")
+    for flag, key, kind, text in _TRAIN_FLAGS:
+        p.add_argument(flag, dest=key, type=kind, default=None, help=text)
+    p.add_argument("--store", help="results store to append this trial to (directory or URI)")
+    p.add_argument("--sweep-id", default="manual", help="sweep id recorded with the trial in the store")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the results")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args) -> int:
+    from dpsweep.train import TrialConfig, run_trial
+
+    config = TrialConfig.from_yaml(args.config) if args.config else TrialConfig()
+    config = config.override(**{key: getattr(args, key) for _, key, _, _ in _TRAIN_FLAGS})
+    if not config.data_path:
+        raise UserInputError("no data set given; pass --data-path DIR (and --dataset-format) or a --config file")
+    result = run_trial(config)
+    if args.store:
+        from dpsweep.train.record import store_trial
+
+        path = store_trial(args.store, result, sweep_id=args.sweep_id)
+        print(f"[dpsweep] trial stored in {path}", file=sys.stderr)
+    summary = result.to_dict()
+    if args.json:
+        print(json.dumps(json_safe(summary), allow_nan=False))
+    else:
+        _print_summary(summary)
+    return EXIT_OK if result.status == "completed" else EXIT_INFEASIBLE
+
+
+def _print_summary(s: dict) -> None:
+    if s["status"] != "completed":
+        print(f"{s['status']}: {s['reason']}")
+        return
+    eps = "inf (non-private)" if math.isinf(s["epsilon"]) else f"{s['epsilon']:.4g} (target {s['epsilon_target']:g})"
+    print(f"dataset        {s['dataset']}  ({s['n_train']} train / {s['n_val']} val)")
+    print(f"epsilon        {eps}, delta {s['delta']:g}, accountant {s['accountant']}")
+    print(f"sigma / clip   {s['sigma']:.4g} / {s['clip']:g}, q {s['sample_rate']:.4g}, steps {s['steps']}")
+    print(f"weighted F1    {s['weighted_f1']:.4f} (per-label thresholds: {s['weighted_f1_tuned']:.4f})")
+    print(f"macro F1       {s['macro_f1']:.4f} (per-label thresholds: {s['macro_f1_tuned']:.4f})")
+    print(f"micro F1       {s['micro_f1']:.4f}   macro AUROC {s['auroc_macro'] or float('nan'):.4f}")
+    if "test_weighted_f1" in s:
+        print(f"test           weighted F1 {s['test_weighted_f1']:.4f}, macro F1 {s['test_macro_f1']:.4f}")
+    print(f"train time     {s['train_seconds']:.1f} s ({s['step_seconds']:.2f} s a step)")
+
+
+# ---- data -------------------------------------------------------------------------------
+
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="synthesize or inspect report corpora")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    synth = dsub.add_parser("synth", help="write a synthetic corpus in a real on-disk layout")
+    synth.add_argument("--format", required=True, help="mimic-cxr or ct-rate")
+    synth.add_argument("--out", required=True, help="folder to write (created)")
+    synth.add_argument("--n", type=int, default=4000, help="number of studies/scans (default 4000)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=_cmd_synth)
+    inspect = dsub.add_parser("inspect", help="counts per label and split (never text)")
+    inspect.add_argument("--format", required=True, help="mimic-cxr, ct-rate or csv")
+    inspect.add_argument("--path", required=True)
+    inspect.add_argument("--uncertain-policy", default="zeros")
+    inspect.add_argument("--val-fraction", type=float, default=0.2)
+    inspect.add_argument("--seed", type=int, default=0)
+    inspect.add_argument("--json", action="store_true")
+    inspect.set_defaults(func=_cmd_inspect)
+
+
+def _cmd_synth(args) -> int:
+    from dpsweep.data import write_synthetic
+
+    if args.format not in ("mimic-cxr", "ct-rate"):
+        raise UserInputError(f"--format must be mimic-cxr or ct-rate for synth, got {args.format!r}")
+    if args.n < 10:
+        raise UserInputError(f"--n must be at least 10, got {args.n}")
+    out = write_synthetic(args.format, args.out, n=args.n, seed=args.seed)
+    print(f"wrote a synthetic {args.format} corpus of {args.n} to {out}")
+    return EXIT_OK
+
+
+def _cmd_inspect(args) -> int:
+    from dpsweep.data import DataOptions, load_corpus, summarize
+
+    options = DataOptions(uncertain_policy=args.uncertain_policy, val_fraction=args.val_fraction, seed=args.seed)
+    summary = summarize(load_corpus(args.format, args.path, options))
+    if args.json:
+        print(json.dumps(json_safe(summary), indent=1))
+    else:
+        _print_inspect(summary)
+    return EXIT_OK
+
+
+def _print_inspect(summary: dict) -> None:
+    for key, value in summary.items():
+        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            print(f"{key}:")
+            for inner, counts in value.items():
+                print(f"  {inner:<36} " + "  ".join(f"{k}={v}" for k, v in counts.items()))
+        else:
+            print(f"{key}: {value}")
+
+
+# ---- entry point ------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dpsweep",
+        description="Differentially private LoRA fine-tuning of radiology report classifiers.",
+        epilog="Start with `dpsweep data synth --format mimic-cxr --out data/synth-mimic` and "
+               "`dpsweep train --dataset-format mimic-cxr --data-path data/synth-mimic --epsilon 8`.")
+    parser.add_argument("--version", action="version", version=f"dpsweep {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_data(sub)
+    from dpsweep.bench.commands import add_bench_command
+
+    add_bench_command(sub)
+    try:
+        from dpsweep.results.commands import add_results_commands
+    except ImportError:  # pragma: no cover - results subpackage always ships
+        pass
+    else:
+        add_results_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_libraries()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserInputError as exc:
+        print(f"dpsweep: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("dpsweep: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Multi-label classifier: transformer body, pooled representation, linear head.
+
+The head is our own rather than the stock `*ForSequenceClassification` one so that
+every architecture gets the same pooling choice: sentence-embedding checkpoints such as
+MiniLM were trained for mean pooling, while the stock BERT head reads [CLS] through an
+untrained pooler, which costs dearly under DP noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+from dpsweep.model.loading import DEFAULT_MODEL, load_backbone, load_tokenizer, resolve_model_path
+from dpsweep.model.lora import LoraSettings, apply_lora
+
+Pooling = Literal["mean", "cls", "last"]
+POOLINGS: tuple[str, ...] = ("mean", "cls", "last")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to load and how it becomes a classifier."""
+
+    name_or_path: str = DEFAULT_MODEL
+    pooling: Pooling = "mean"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    # A fixed prior logit for every label (sigmoid(-2) = 0.12): not fitted to the data, so
+    # it spends no privacy, and it spares the model the all-positive start.
+    head_bias_init: float = -2.0
+
+
+class PooledClassifier(nn.Module):
+    """Backbone -> pooling over non-padding tokens -> linear head, one logit per label."""
+
+    def __init__(self, backbone: nn.Module, num_labels: int, *, pooling: Pooling, head_bias_init: float):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.backbone = backbone
+        self.pooling = pooling
+        self.head = nn.Linear(backbone.config.hidden_size, num_labels)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.constant_(self.head.bias, head_bias_init)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.head(pool(hidden, attention_mask, self.pooling))
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
+    """Reduce [batch, tokens, hidden] to [batch, hidden] over the non-padding tokens."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    if pooling == "mean":
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    last = attention_mask.sum(1).clamp(min=1) - 1  # right padding: last real token
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+def build_classifier(backbone: nn.Module, *, num_labels: int, spec: ModelSpec) -> PooledClassifier:
+    """Wrap a loaded backbone with LoRA adapters and a trainable head.
+
+    LoRA is injected after the backbone is on its final device (opacus issue #820: peft
+    and Opacus can otherwise silently train nothing); build the optimizer afterwards.
+    """
+    backbone = apply_lora(backbone, spec.lora)
+    model = PooledClassifier(backbone, num_labels, pooling=spec.pooling, head_bias_init=spec.head_bias_init)
+    model.train()  # from_pretrained returns eval mode; Opacus records nothing in eval mode
+    return model
+
+
+def load_classifier(spec: ModelSpec, *, num_labels: int, device: str = "cpu"):
+    """Load (classifier, tokenizer) for `spec` from its local folder, offline."""
+    folder = resolve_model_path(spec.name_or_path)
+    tokenizer = load_tokenizer(folder)
+    backbone = load_backbone(folder).to(device)
+    if getattr(backbone.config, "pad_token_id", None) is None:
+        backbone.config.pad_token_id = tokenizer.pad_token_id
+    return build_classifier(backbone, num_labels=num_labels, spec=spec).to(device), tokenizer
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters DP-SGD updates: LoRA adapters and the head."""
+    return [p for p in model.parameters() if p.requires_grad]

@@ -1,0 +1,205 @@
+"""``dpsweep pareto | best | report``: a thin argparse layer over the results library.
+
+Wire into the main CLI with ``add_results_commands(subparsers)``; each subcommand sets
+``func(args) -> int``. Exit codes: 0 ok; 1 nothing found (empty or missing store,
+unknown dataset, no completed trial, nothing under the budget); 2 bad input (bad
+metric, ε, store URI or output path). Messages go to stderr as one line.
+
+JSON output (``--format json``) is strict JSON (``allow_nan=False``): ε = ∞ of
+non-private trials is written as the string ``"inf"`` (Python's ``float("inf")`` reads
+it back); missing values are ``null``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from dpsweep.errors import UserInputError
+from dpsweep.results.pareto import pareto_front
+from dpsweep.results.queries import best_under_budget, export_config
+from dpsweep.results.report import write_report
+from dpsweep.results.schema import METRIC_COLUMNS
+from dpsweep.results.store import DEFAULT_STORE, ResultStore
+
+EXIT_OK, EXIT_NOTHING_FOUND, EXIT_BAD_INPUT = 0, 1, 2
+FRONT_OUTPUT_COLUMNS = (
+    "epsilon", "epsilon_target", "weighted_f1", "macro_f1", "sigma", "clip", "sample_rate",
+    "steps", "delta", "accountant", "rank", "lora_alpha", "lr", "batch_size", "epochs",
+    "max_length", "model", "trial_id", "sweep_id",
+)
+
+
+def _positive_epsilon(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0 or 'inf', but got {text!r}")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser, *, dataset: bool) -> None:
+    parser.add_argument("--store", default=DEFAULT_STORE,
+                        help=f"results store: a local folder or s3:// / gs:// URI (default: {DEFAULT_STORE})")
+    if dataset:
+        parser.add_argument("--dataset", required=True, help="dataset name, e.g. mimic-cxr")
+    parser.add_argument("--metric", default="weighted_f1", choices=METRIC_COLUMNS,
+                        help="validation metric to maximise (default: weighted_f1)")
+
+
+def add_results_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``pareto``, ``best`` and ``report`` subcommands to a ``dpsweep`` CLI."""
+    pareto = subparsers.add_parser(
+        "pareto", help="show the Pareto front of a metric against ε for one dataset",
+        description="Print the completed trials no other trial beats on both ε (lower) and the "
+                    "metric (higher), sorted by ε. Exit 0 ok, 1 nothing found, 2 bad input.")
+    _common(pareto, dataset=True)
+    pareto.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                        help="table (default), json (an array of row objects; ε = ∞ as \"inf\") or csv")
+    pareto.set_defaults(func=run_pareto)
+
+    best = subparsers.add_parser(
+        "best", help="show the best trial with ε <= a budget, optionally export its config",
+        description="Print the best completed trial of a dataset with ε <= --max-epsilon "
+                    "(inf includes non-private). Exit 0 ok, 1 nothing found, 2 bad input.")
+    _common(best, dataset=True)
+    best.add_argument("--max-epsilon", required=True, type=_positive_epsilon,
+                      help="privacy budget; 'inf' allows non-private trials")
+    best.add_argument("--format", choices=("table", "json"), default="table",
+                      help="table (default: one 'column value' line each) or json (one object)")
+    best.add_argument("--export", metavar="FILE.yaml",
+                      help="write the trial's config as YAML, ready for `dpsweep train --config`")
+    best.set_defaults(func=run_best)
+
+    report = subparsers.add_parser(
+        "report", help="write Pareto plots and an index.html for every dataset",
+        description="Write pareto_<dataset>.png per dataset and index.html into --out. "
+                    "Exit 0 ok, 1 empty store, 2 bad input.")
+    _common(report, dataset=False)
+    report.add_argument("--out", default="results/report", help="output folder (default: results/report)")
+    report.set_defaults(func=run_report)
+
+
+def _emit(text: str) -> None:
+    """Print to stdout; a reader that closed the pipe early (``| head``) is not an error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"dpsweep: {message}", file=sys.stderr)
+    return code
+
+
+def _load(args: argparse.Namespace, *, dataset: str | None) -> pa.Table | int:
+    """Read the store (one dataset's partition when given), or return an exit code."""
+    try:
+        store = ResultStore(args.store)
+        names = store.datasets()
+    except UserInputError as exc:
+        return _fail(EXIT_BAD_INPUT, str(exc))
+    if not names:
+        return _fail(EXIT_NOTHING_FOUND, f"no results in store {args.store!r} (empty or missing); "
+                     "run a sweep first or pass --store")
+    if dataset is not None and dataset not in names:
+        return _fail(EXIT_NOTHING_FOUND, f"no dataset {dataset!r} in store {args.store!r}; "
+                     f"it holds: {', '.join(names)}")
+    return store.read(dataset)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "inf" if value == math.inf else f"{value:.6g}"
+    return str(value)
+
+
+def format_rows(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str) -> str:
+    """Render rows as an aligned text table, strict JSON or CSV (see module doc)."""
+    if fmt == "json":
+        data = [{c: _jsonable(r.get(c)) for c in columns} for r in rows]
+        return json.dumps(data, indent=2, allow_nan=False)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([["" if r.get(c) is None else _text(r.get(c)) for c in columns] for r in rows])
+        return buffer.getvalue().rstrip("\n")
+    cells = [list(columns)] + [[_text(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in cells)
+
+
+def run_pareto(args: argparse.Namespace) -> int:
+    """Handler of ``dpsweep pareto``."""
+    table = _load(args, dataset=args.dataset)
+    if isinstance(table, int):
+        return table
+    front = pareto_front(table, dataset=args.dataset, metric=args.metric)
+    if front.num_rows == 0:
+        return _fail(EXIT_NOTHING_FOUND, f"dataset {args.dataset!r} has no completed trial with "
+                     f"{args.metric}; check `dpsweep report` for failed or pruned trials")
+    columns = list(dict.fromkeys(("epsilon", args.metric, *FRONT_OUTPUT_COLUMNS)))
+    _emit(format_rows(front.to_pylist(), columns, args.format))
+    return EXIT_OK
+
+
+def run_best(args: argparse.Namespace) -> int:
+    """Handler of ``dpsweep best``."""
+    table = _load(args, dataset=args.dataset)
+    if isinstance(table, int):
+        return table
+    row = best_under_budget(table, dataset=args.dataset, max_epsilon=args.max_epsilon, metric=args.metric)
+    if row is None:
+        return _fail(EXIT_NOTHING_FOUND, f"no completed trial of {args.dataset!r} with "
+                     f"ε <= {_text(args.max_epsilon)}; raise --max-epsilon or run more trials")
+    if args.format == "json":
+        _emit(json.dumps({k: _jsonable(v) for k, v in row.items()}, indent=2, allow_nan=False))
+    else:
+        width = max(len(k) for k in row)
+        _emit("\n".join(f"{k.ljust(width)}  {_text(v)}" for k, v in row.items() if k != "config_json"))
+    if args.export:
+        try:
+            path = export_config(row, args.export)
+        except (OSError, UserInputError) as exc:
+            return _fail(EXIT_BAD_INPUT, f"cannot export config to {args.export!r}: {exc}")
+        print(f"config written to {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Handler of ``dpsweep report``."""
+    table = _load(args, dataset=None)
+    if isinstance(table, int):
+        return table
+    try:
+        paths = write_report(table, args.out, metric=args.metric)
+    except ImportError as exc:
+        return _fail(EXIT_BAD_INPUT, str(exc))
+    except OSError as exc:
+        return _fail(EXIT_BAD_INPUT, f"cannot write report to {args.out!r}: {exc}")
+    print(f"report written: {paths[-1]} ({len(paths) - 1} plots)", file=sys.stderr)
+    return EXIT_OK

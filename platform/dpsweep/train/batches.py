@@ -1,0 +1,68 @@
+"""Tokenised splits, padding collate and evaluation batches.
+
+Texts are tokenised once per trial; batches are padded to their longest member, not to
+max_length, which saves much of the compute on short reports.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dpsweep.train.loss import IGNORE
+
+
+class EncodedSplit(Dataset):
+    """Token ids and targets of one split; targets hold IGNORE where a label is unknown."""
+
+    def __init__(self, input_ids: list[list[int]], targets: torch.Tensor, pad_id: int):
+        self.input_ids = input_ids
+        self.targets = targets
+        self.pad_id = pad_id
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, i: int):
+        return torch.tensor(self.input_ids[i], dtype=torch.long), self.targets[i]
+
+
+def encode(split, tokenizer, *, max_length_tokens: int) -> EncodedSplit:
+    """Tokenise a data split (truncating to max_length_tokens)."""
+    ids = tokenizer(list(split.texts), truncation=True, max_length=max_length_tokens)["input_ids"]
+    targets = torch.tensor(np.where(split.mask, split.labels, IGNORE), dtype=torch.float32)
+    return EncodedSplit(ids, targets, tokenizer.pad_token_id)
+
+
+class PadCollate:
+    """Pad a list of (ids, target) to the batch's longest sequence (right padding)."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, items):
+        width = max(len(ids) for ids, _ in items)
+        input_ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(items), width), dtype=torch.long)
+        for row, (ids, _) in enumerate(items):
+            input_ids[row, : len(ids)] = ids
+            attention[row, : len(ids)] = 1
+        targets = torch.stack([t for _, t in items])
+        return input_ids, attention, targets
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, data: EncodedSplit, *, batch_size: int) -> np.ndarray:
+    """Sigmoid probabilities for every example, in the split's order."""
+    was_training = model.training
+    model.eval()
+    order = np.argsort([len(x) for x in data.input_ids])  # similar lengths pad less
+    collate = PadCollate(data.pad_id)
+    out = np.zeros((len(data), data.targets.shape[1]), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        input_ids, attention, _ = collate([data[i] for i in idx])
+        out[idx] = torch.sigmoid(model(input_ids, attention)).numpy()
+    model.train(was_training)
+    return out
