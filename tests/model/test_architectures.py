@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from dpsweep.errors import ConfigError, ModelError
-from dpsweep.model import LoraSettings, ModelSpec, build_classifier, lora_targets_for, trainable_parameters
+from dpsweep.model import (
+    LoraSettings,
+    ModelSpec,
+    build_classifier,
+    lora_targets_for,
+    trainable_parameters,
+)
 from dpsweep.train.loss import MultiLabelBCE
 from tests.conftest import tiny_backbone
 

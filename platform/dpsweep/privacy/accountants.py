@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable
 from enum import Enum
 
 from opacus.accountants import PRVAccountant, RDPAccountant
@@ -33,6 +34,10 @@ class Accountant(str, Enum):
     PRV = "prv"
     RDP = "rdp"
     GDP = "gdp"
+
+
+# (accountant, sigma, sample_rate, steps, delta) -> epsilon, for already-checked inputs
+EpsilonFn = Callable[[Accountant, float, float, int, float], float]
 
 
 def parse_accountant(value: Accountant | str) -> Accountant:
@@ -56,7 +61,9 @@ def compute_epsilon(
     Exactly ``PRVAccountant`` / ``RDPAccountant`` ``.get_epsilon(delta)`` with their
     defaults for the history ``[(sigma, sample_rate, steps)]`` (GDP: ``GaussianAccountant``
     with Poisson sampling). ``steps == 0`` gives 0.0. σ = 0 (no noise) is refused:
-    callers record ε = inf for non-private runs themselves.
+    callers record ε = inf for non-private runs themselves. PRV histories whose grid
+    would exceed ``fastpath.PRV_MAX_GRID_POINTS`` (ε in the hundreds; GBs of memory) raise
+    ConfigError pointing to RDP instead of exhausting the machine.
     """
     acc = parse_accountant(accountant)
     check_sigma(sigma)
@@ -87,8 +94,15 @@ def _opacus_epsilon(acc: Accountant, sigma: float, sample_rate: float, steps: in
         return float(accountant.get_epsilon(delta))
 
 
+def opacus_epsilon(acc: Accountant, sigma: float, sample_rate: float, steps: int, delta: float) -> float:
+    """The real accountant's ε (memoised), for already-checked inputs; 0.0 for no steps."""
+    if steps == 0:
+        return 0.0
+    return _opacus_epsilon(acc, sigma, sample_rate, steps, delta)
+
+
 def fast_epsilon(acc: Accountant, sigma: float, sample_rate: float, steps: int, delta: float) -> float:
-    """The same number as ``_opacus_epsilon``, cheaper: for searches that probe many T or σ.
+    """The same number as ``opacus_epsilon``, cheaper: for searches that probe many T or σ.
 
     Inputs are assumed valid (calibration checks them once). See ``fastpath``.
     """

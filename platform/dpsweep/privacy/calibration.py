@@ -2,9 +2,9 @@
 
 Both searches probe the accountant through ``accountants.fast_epsilon`` (bit-identical to
 Opacus, cheaper) steered by ``models``; the answer is then confirmed with the real Opacus
-accountant (``compute_epsilon``), and the reported ε is that confirmation's value. Should
-the two ever disagree (a different Opacus version), the search is redone on the real
-accountant alone: slower, never wrong.
+accountant (the value ``compute_epsilon`` returns), and the reported ε is that
+confirmation's value. Should the two ever disagree (a different Opacus version), the
+search is redone on the real accountant alone: slower, never wrong.
 
 GDP is refused here: it can under-report ε for small sample rates and many steps.
 """
@@ -17,12 +17,7 @@ from dataclasses import dataclass
 from numbers import Real
 
 from dpsweep.errors import ConfigError
-from dpsweep.privacy.accountants import (
-    Accountant,
-    PrvGridTooLarge,
-    compute_epsilon,
-    parse_accountant,
-)
+from dpsweep.privacy.accountants import Accountant, opacus_epsilon, parse_accountant
 from dpsweep.privacy.checks import (
     check_delta,
     check_sample_rate,
@@ -88,28 +83,22 @@ def max_steps_for_budget(
             "lower min_steps or raise max_steps"
         )
     target, max_steps, min_steps = float(target_epsilon), int(max_steps), int(min_steps)
-    model = StepModel(acc, sigma=float(sigma), sample_rate=float(sample_rate), delta=float(delta),
-                      target=target)
+    params = dict(sigma=float(sigma), sample_rate=float(sample_rate), delta=float(delta), target=target)
+    model = StepModel(acc, **params)
     steps = find_boundary(model.within, lo=0, hi=max_steps + 1, propose=model.propose)
-    steps, epsilon = _confirm_steps(model, steps)
+    epsilon = opacus_epsilon(acc, model.sigma, model.sample_rate, steps, model.delta)
+    if epsilon != model.epsilon(steps):
+        _warn_disagreement(acc, f"T={steps}", model.epsilon(steps), epsilon)
+        model = StepModel(acc, **params, epsilon_fn=opacus_epsilon)
+        steps = find_boundary(model.within, lo=0, hi=max_steps + 1, propose=model.propose)
+        epsilon = model.epsilon(steps)
     return _step_result(model, steps, epsilon, max_steps=max_steps, min_steps=min_steps)
 
 
-def _confirm_steps(model: StepModel, steps: int) -> tuple[int, float]:
-    """(steps, ε) with ε from the real accountant; redoes the search on it if they disagree."""
-    def real(t: int) -> float:
-        return compute_epsilon(sigma=model.sigma, sample_rate=model.sample_rate, steps=t,
-                               delta=model.delta, accountant=model.acc)
-
-    epsilon = real(steps)
-    if epsilon == model.epsilon(steps) or steps == 0:
-        return steps, epsilon
-    warnings.warn(f"dpsweep's fast {model.acc.value} path disagrees with Opacus at T={steps} "
-                  f"({model.epsilon(steps)!r} vs {epsilon!r}); searching with Opacus alone",
+def _warn_disagreement(acc: Accountant, where: str, fast: float, real: float) -> None:
+    warnings.warn(f"dpsweep's fast {acc.value} path disagrees with Opacus at {where} "
+                  f"({fast!r} vs {real!r}); searching again with Opacus alone",
                   RuntimeWarning, stacklevel=3)
-    hi = steps + 1 if epsilon <= model.target else steps
-    steps = find_boundary(lambda t: real(t) <= model.target, lo=0, hi=hi)
-    return steps, real(steps)
 
 
 def _step_result(model: StepModel, steps: int, epsilon: float, *, max_steps: int,
@@ -151,38 +140,21 @@ def sigma_for_budget(
     if not (isinstance(sigma_tolerance, Real) and 0 < sigma_tolerance <= 1):
         raise ConfigError(f"sigma_tolerance must satisfy 0 < tolerance <= 1, got {sigma_tolerance!r}; "
                           "use e.g. 0.01")
-    model = SigmaModel(acc, sample_rate=float(sample_rate), steps=int(steps), delta=float(delta),
-                       target=float(target_epsilon), tolerance=float(sigma_tolerance))
+    params = dict(sample_rate=float(sample_rate), steps=int(steps), delta=float(delta),
+                  target=float(target_epsilon), tolerance=float(sigma_tolerance))
+    model = SigmaModel(acc, **params)
     k_max = math.ceil(SIGMA_MAX / model.tolerance)
     k = find_boundary(model.too_small, lo=0, hi=k_max + 1, propose=model.propose) + 1
+    checked = min(k, k_max)
+    real = opacus_epsilon(acc, model.sigma(checked), model.sample_rate, model.steps, model.delta)
+    if real != model.epsilon(checked):
+        _warn_disagreement(acc, f"sigma={model.sigma(checked)}", model.epsilon(checked), real)
+        model = SigmaModel(acc, **params, epsilon_fn=opacus_epsilon)
+        k = find_boundary(model.too_small, lo=0, hi=k_max + 1, propose=model.propose) + 1
     if k > k_max:
         raise ConfigError(
             f"no sigma up to {SIGMA_MAX:g} brings epsilon within {model.target:g} for {model.steps} "
             f"steps at q={model.sample_rate:g}, delta={model.delta:g} ({acc.value} reports "
             f"{model.epsilon(k_max):.3g} even there); raise target_epsilon"
-            + (" or use accountant='prv' (lower floor)" if acc is Accountant.RDP else "")
-        )
-    return _confirm_sigma(model, k, k_max)
-
-
-def _confirm_sigma(model: SigmaModel, k: int, k_max: int) -> float:
-    """σ_k if the real accountant gives the search's ε there; else redo the search on it."""
-    def real(j: int) -> float:
-        return compute_epsilon(sigma=model.sigma(j), sample_rate=model.sample_rate,
-                               steps=model.steps, delta=model.delta, accountant=model.acc)
-
-    def real_too_small(j: int) -> bool:
-        try:
-            return real(j) > model.target
-        except PrvGridTooLarge:  # grids shrink as σ grows: this σ is far below the answer
-            return True
-
-    if real(k) == model.epsilon(k):
-        return model.sigma(k)
-    warnings.warn(f"dpsweep's fast {model.acc.value} path disagrees with Opacus at sigma="
-                  f"{model.sigma(k)}; searching with Opacus alone", RuntimeWarning, stacklevel=3)
-    k = find_boundary(real_too_small, lo=0, hi=k_max + 1) + 1
-    if k > k_max:
-        raise ConfigError(f"no sigma up to {SIGMA_MAX:g} brings epsilon within {model.target:g}; "
-                          "raise target_epsilon")
+            + (" or use accountant='prv' (lower floor)" if acc is Accountant.RDP else ""))
     return model.sigma(k)

@@ -4,12 +4,13 @@ Calibration asks "largest T with ε(T) <= target" and "smallest σ on a grid wit
 ε(σ) <= target". Each answer costs accountant calls, so a cheap model (RDP's shape for
 T, a log-log secant for σ) proposes where the boundary lies and the exact test only
 confirms. Safety never rests on the model: the bracket [lo, hi) only moves on exact
-answers, and after ``model_tries`` proposals the search falls back to bisection, so the
-worst case stays logarithmic.
+answers, and after ``model_tries`` proposals the search falls back to bisection
+(geometric over wide ranges), so the worst case stays logarithmic.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 
@@ -36,10 +37,17 @@ def find_boundary(
             candidate = propose(lo, hi)
             tries += 1
         else:
-            candidate = (lo + hi) // 2
+            candidate = _midpoint(lo, hi)
         candidate = min(max(candidate, lo + 1), hi - 1)
         if is_low(candidate):
             lo = candidate
         else:
             hi = candidate
     return lo
+
+
+def _midpoint(lo: int, hi: int) -> int:
+    """Bisection point: geometric across wide ranges (σ from 0.4 to 10,000), else arithmetic."""
+    if lo > 0 and hi > 4 * lo:
+        return round(math.sqrt(lo * hi))
+    return (lo + hi) // 2

@@ -52,6 +52,43 @@ class PadCollate:
         return input_ids, attention, targets
 
 
+def length_sorted_chunks(indices, lengths: list[int], max_batch_size: int) -> list[list[int]]:
+    """Split one logical batch into physical chunks of similar length (less padding).
+
+    Which examples form the logical batch is untouched (Poisson sampling decides that);
+    only the order within it changes, which leaves the summed clipped gradient the same.
+    """
+    ordered = sorted((int(i) for i in indices), key=lambda i: lengths[i])
+    n_chunks = max(1, -(-len(ordered) // max_batch_size))
+    return [chunk.tolist() for chunk in np.array_split(np.asarray(ordered, dtype=np.int64), n_chunks)]
+
+
+def length_sorted_memory_manager(data_loader, *, max_physical_batch_size: int, optimizer, lengths: list[int]):
+    """Opacus' BatchMemoryManager, with each logical batch's chunks sorted by length."""
+    from opacus.utils.batch_memory_manager import BatchSplittingSampler
+    from torch.utils.data import DataLoader
+
+    class _SortedSplitter(BatchSplittingSampler):
+        def __iter__(self):
+            for batch_idxs in self.sampler:
+                if len(batch_idxs) == 0:
+                    self.optimizer.signal_skip_step(do_skip=False)
+                    yield []
+                    continue
+                chunks = length_sorted_chunks(batch_idxs, lengths, self.max_batch_size)
+                for chunk in chunks[:-1]:
+                    self.optimizer.signal_skip_step(do_skip=True)
+                    yield chunk
+                self.optimizer.signal_skip_step(do_skip=False)
+                yield chunks[-1]
+
+    return DataLoader(dataset=data_loader.dataset, collate_fn=data_loader.collate_fn,
+                      generator=data_loader.generator,
+                      batch_sampler=_SortedSplitter(sampler=data_loader.batch_sampler,
+                                                    max_batch_size=max_physical_batch_size,
+                                                    optimizer=optimizer))
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, data: EncodedSplit, *, batch_size: int) -> np.ndarray:
     """Sigmoid probabilities for every example, in the split's order."""

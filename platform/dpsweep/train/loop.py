@@ -19,7 +19,14 @@ import torch
 from dpsweep.data import Corpus, DataOptions, load_corpus
 from dpsweep.model import LoraSettings, ModelSpec, load_classifier, trainable_parameters
 from dpsweep.privacy import PrivacyLedger, compute_epsilon, validate_privacy_args
-from dpsweep.train.batches import EncodedSplit, PadCollate, encode, predict
+from dpsweep.train.batches import (
+    EncodedSplit,
+    PadCollate,
+    encode,
+    length_sorted_chunks,
+    length_sorted_memory_manager,
+    predict,
+)
 from dpsweep.train.config import TrialConfig
 from dpsweep.train.loss import MultiLabelBCE
 from dpsweep.train.metrics import Metrics, evaluate, tune_thresholds
@@ -73,7 +80,7 @@ class TrialResult:
                 out[f"{prefix}weighted_f1_tuned"] = metrics.weighted_f1
                 out[f"{prefix}macro_f1_tuned"] = metrics.macro_f1
         if self.thresholds:
-            out["thresholds"] = dict(zip(self.label_names, self.thresholds))
+            out["thresholds"] = dict(zip(self.label_names, self.thresholds, strict=True))
         out["config"] = self.config.to_dict()
         return out
 
@@ -200,6 +207,7 @@ def _fit_non_private(model, train: EncodedSplit, config: TrialConfig, plan: Step
     optimizer, schedule = _optimizer_and_schedule(model, config, plan.steps)
     collate = PadCollate(train.pad_id)
     rng = np.random.default_rng(config.seed)
+    lengths = [len(ids) for ids in train.input_ids]
     progress = _Progress(plan.steps, log, None)
     steps = 0
     while steps < plan.steps:
@@ -207,12 +215,11 @@ def _fit_non_private(model, train: EncodedSplit, config: TrialConfig, plan: Step
         for start in range(0, len(order), config.batch_size):
             batch = order[start : start + config.batch_size]
             loss_sum = 0.0
-            for chunk_start in range(0, len(batch), config.physical_batch_size):
-                chunk = batch[chunk_start : chunk_start + config.physical_batch_size]
+            for chunk in length_sorted_chunks(batch, lengths, config.physical_batch_size):
                 input_ids, attention, targets = collate([train[i] for i in chunk])
                 loss = criterion(model(input_ids, attention), targets) / len(batch)
                 loss.backward()
-                loss_sum += float(loss)
+                loss_sum += float(loss.detach())
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             schedule.step()
@@ -225,7 +232,6 @@ def _fit_non_private(model, train: EncodedSplit, config: TrialConfig, plan: Step
 
 def _fit_private(model, train: EncodedSplit, config: TrialConfig, plan: StepPlan, *, log: Log):
     from opacus import PrivacyEngine
-    from opacus.utils.batch_memory_manager import BatchMemoryManager
     from torch.utils.data import DataLoader
 
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
@@ -248,23 +254,24 @@ def _fit_private(model, train: EncodedSplit, config: TrialConfig, plan: StepPlan
                                                    delta=config.delta, accountant=config.accountant))
     steps = 0
     losses: list[float] = []
-    with BatchMemoryManager(data_loader=dp_loader, max_physical_batch_size=config.physical_batch_size,
-                            optimizer=dp_optimizer) as memory_safe_loader:
-        while steps < plan.steps:
-            for input_ids, attention, targets in memory_safe_loader:
-                loss = criterion(dp_model(input_ids, attention), targets)
-                loss.backward()
-                losses.append(float(loss) * len(targets))
-                dp_optimizer.step()
-                dp_optimizer.zero_grad(set_to_none=True)
-                if dp_optimizer._is_last_step_skipped:
-                    continue
-                steps += 1
-                schedule.step()
-                progress.step(steps, sum(losses) / max(plan.sample_rate * len(train), 1))
-                losses.clear()
-                if steps >= plan.steps:
-                    break
+    memory_safe_loader = length_sorted_memory_manager(
+        dp_loader, max_physical_batch_size=config.physical_batch_size, optimizer=dp_optimizer,
+        lengths=[len(ids) for ids in train.input_ids])
+    while steps < plan.steps:
+        for input_ids, attention, targets in memory_safe_loader:
+            loss = criterion(dp_model(input_ids, attention), targets)
+            loss.backward()
+            losses.append(float(loss.detach()) * len(targets))
+            dp_optimizer.step()
+            dp_optimizer.zero_grad(set_to_none=True)
+            if dp_optimizer._is_last_step_skipped:
+                continue
+            steps += 1
+            schedule.step()
+            progress.step(steps, sum(losses) / max(plan.sample_rate * len(train), 1))
+            losses.clear()
+            if steps >= plan.steps:
+                break
     accountant_steps = sum(n for _, _, n in engine.accountant.history)
     assert accountant_steps == steps, f"accountant counted {accountant_steps} steps, loop took {steps}"
     return dp_model._module if hasattr(dp_model, "_module") else dp_model, steps

@@ -64,7 +64,7 @@ def evaluate(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, label_name
         weighted_f1=weighted,
         macro_f1=macro,
         micro_f1=micro,
-        per_label_f1={name: float(v) for name, v in zip(label_names, f1)},
+        per_label_f1={name: float(v) for name, v in zip(label_names, f1, strict=True)},
         auroc_macro=auroc_macro(probs, labels, mask),
     )
 
