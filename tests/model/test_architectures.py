@@ -112,3 +112,11 @@ def test_mean_pooling_ignores_padding():
     assert torch.allclose(pool(hidden, mask, "mean"), hidden[0, :2].mean(0, keepdim=True))
     assert torch.equal(pool(hidden, mask, "last"), hidden[:, 1])
     assert torch.equal(pool(hidden, mask, "cls"), hidden[:, 0])
+
+
+@pytest.mark.parametrize("arch", ["bert", "llama"])
+def test_top_layers_only_adapts_the_last_layers(arch):
+    model = build_classifier(tiny_backbone(arch), num_labels=3,
+                             spec=ModelSpec(lora=LoraSettings(rank=2, top_layers=1)))
+    lora = [n for n, p in model.named_parameters() if "lora_" in n]
+    assert lora and all(".1." in n for n in lora), lora  # tiny models have layers 0 and 1

@@ -22,12 +22,17 @@ class LoraSettings:
     alpha: float = 16.0
     dropout: float = 0.0
     targets: tuple[str, ...] | None = None  # None: chosen from the architecture
+    # Adapt only the top N transformer layers (None: all). Layers below the first adapter
+    # need no backward pass at all, and fewer adapted weights means less DP noise.
+    top_layers: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.rank, int) or self.rank < 1:
             raise ConfigError(f"LoRA rank must be an integer >= 1, got {self.rank!r}; pass --rank 8 for example")
         if not self.alpha > 0:
             raise ConfigError(f"LoRA alpha must be > 0, got {self.alpha!r}; the usual choice is 2 x rank")
+        if self.top_layers is not None and self.top_layers < 1:
+            raise ConfigError(f"lora_layers must be >= 1 (or unset for all layers), got {self.top_layers!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"LoRA dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -51,6 +56,8 @@ def apply_lora(backbone, settings: LoraSettings):
     from peft import LoraConfig, inject_adapter_in_model
 
     targets = settings.targets or lora_targets_for(backbone.config.model_type)
+    if settings.top_layers is not None:
+        targets = _in_top_layers(backbone, targets, settings.top_layers)
     config = LoraConfig(
         r=settings.rank,
         lora_alpha=settings.alpha,
@@ -68,3 +75,20 @@ def apply_lora(backbone, settings: LoraSettings):
     for name, param in backbone.named_parameters():
         param.requires_grad = "lora_" in name
     return backbone
+
+
+def _in_top_layers(backbone, targets: tuple[str, ...], top: int) -> tuple[str, ...]:
+    """Full names of the target modules that sit in the top `top` numbered layers."""
+    import re
+
+    found: list[tuple[int, str]] = []
+    for name, _ in backbone.named_modules():
+        if any(name == t or name.endswith("." + t) for t in targets):
+            match = re.search(r"\.(\d+)\.", name)
+            if match:
+                found.append((int(match.group(1)), name))
+    if not found:
+        raise ConfigError(f"lora_layers is set but no target module {list(targets)} sits in a numbered layer; "
+                          "unset lora_layers")
+    last = max(i for i, _ in found)
+    return tuple(name for i, name in found if i > last - top)

@@ -33,6 +33,7 @@ class TrialConfig:
     pooling: str = "mean"
     lora_targets: tuple[str, ...] | None = None
     rank: int = 8
+    lora_layers: int | None = None  # adapt only the top N layers (None: all)
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     head_bias_init: float = -2.0
@@ -44,7 +45,10 @@ class TrialConfig:
     sigma: float | None = None  # None: calibrate sigma so that max_epochs spends the budget
     grad_sample_mode: GradSampleMode = "hooks"
     # optimisation
-    lr: float = 2e-3
+    lr: float = 2e-3  # LoRA adapters
+    # The head reads pooled features of small norm (about 3 for MiniLM), so under Adam it
+    # needs a far larger step than the adapters; one shared lr leaves it near its start.
+    head_lr: float = 0.1
     weight_decay: float = 0.0
     batch_size: int = 64  # expected (logical) batch size; q = 1 / ceil(n_train / batch_size)
     physical_batch_size: int = 32  # memory cap per forward/backward (Opacus BatchMemoryManager)
@@ -111,8 +115,8 @@ _ALIASES = {"learning_rate": "lr", "noise_multiplier": "sigma", "max_grad_norm":
             "epochs": "max_epochs", "max_seq_length": "max_length", "model_name_or_path": "model"}
 
 _FLOATS = {"val_fraction", "lora_alpha", "lora_dropout", "head_bias_init", "epsilon", "delta",
-           "clip", "sigma", "lr", "weight_decay", "max_epochs"}
-_INTS = {"rank", "batch_size", "physical_batch_size", "max_length", "seed", "eval_batch_size"}
+           "clip", "sigma", "lr", "head_lr", "weight_decay", "max_epochs"}
+_INTS = {"rank", "lora_layers", "batch_size", "physical_batch_size", "max_length", "seed", "eval_batch_size"}
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:
@@ -142,6 +146,7 @@ def _check(c: TrialConfig) -> None:
          "pass a positive noise multiplier, e.g. --sigma 1.0, or omit it to calibrate"),
         (isinstance(c.rank, int) and c.rank >= 1, "rank", c.rank, "pass an integer >= 1, e.g. --rank 8"),
         (c.lr > 0, "lr", c.lr, "pass a positive learning rate, e.g. --lr 2e-3"),
+        (c.head_lr > 0, "head_lr", c.head_lr, "pass a positive learning rate, e.g. --head-lr 0.1"),
         (c.batch_size >= 1, "batch_size", c.batch_size, "pass an integer >= 1"),
         (c.physical_batch_size >= 1, "physical_batch_size", c.physical_batch_size, "pass an integer >= 1"),
         (c.max_epochs > 0, "max_epochs", c.max_epochs, "pass a positive number of epochs"),

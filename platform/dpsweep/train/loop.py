@@ -6,10 +6,10 @@ Flat on purpose (nanoGPT style): read top to bottom to see exactly what a trial 
 from __future__ import annotations
 
 import math
-import os
 import random
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from dpsweep.data import Corpus, DataOptions, load_corpus
-from dpsweep.model import LoraSettings, ModelSpec, load_classifier, trainable_parameters
+from dpsweep.model import LoraSettings, ModelSpec, load_classifier
 from dpsweep.privacy import PrivacyLedger, compute_epsilon, validate_privacy_args
 from dpsweep.train.batches import (
     EncodedSplit,
@@ -120,7 +120,8 @@ def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, log: Log = l
     seed_everything(config.seed)
     spec = ModelSpec(name_or_path=config.model, pooling=config.pooling, head_bias_init=config.head_bias_init,
                      lora=LoraSettings(rank=config.rank, alpha=config.lora_alpha,
-                                       dropout=config.lora_dropout, targets=config.lora_targets))
+                                       dropout=config.lora_dropout, targets=config.lora_targets,
+                                       top_layers=config.lora_layers))
     model, tokenizer = load_classifier(spec, num_labels=len(corpus.label_names))
     train = encode(corpus.train, tokenizer, max_length_tokens=config.max_length)
     t0 = time.perf_counter()
@@ -166,7 +167,10 @@ def _ledger(config: TrialConfig, plan: StepPlan, *, steps: int) -> PrivacyLedger
 
 
 def _optimizer_and_schedule(model, config: TrialConfig, total_steps: int):
-    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=config.lr, weight_decay=config.weight_decay)
+    head = [p for name, p in model.named_parameters() if p.requires_grad and name.startswith("head.")]
+    adapters = [p for name, p in model.named_parameters() if p.requires_grad and not name.startswith("head.")]
+    optimizer = torch.optim.AdamW([{"params": adapters, "lr": config.lr}, {"params": head, "lr": config.head_lr}],
+                                  weight_decay=config.weight_decay)
     if config.lr_schedule == "linear":
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: max(0.0, 1.0 - step / max(total_steps, 1)))
@@ -234,7 +238,6 @@ def _fit_private(model, train: EncodedSplit, config: TrialConfig, plan: StepPlan
     from opacus import PrivacyEngine
     from torch.utils.data import DataLoader
 
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
     optimizer, schedule = _optimizer_and_schedule(model, config, plan.steps)
     loader = DataLoader(train, batch_size=config.batch_size, collate_fn=PadCollate(train.pad_id))
     engine = PrivacyEngine(accountant=config.accountant)
@@ -254,6 +257,9 @@ def _fit_private(model, train: EncodedSplit, config: TrialConfig, plan: StepPlan
                                                    delta=config.delta, accountant=config.accountant))
     steps = 0
     losses: list[float] = []
+    # Frozen embeddings mean no input of a hooked module needs a gradient; Opacus' full
+    # backward hooks are still correct then, and torch says so on every step.
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
     memory_safe_loader = length_sorted_memory_manager(
         dp_loader, max_physical_batch_size=config.physical_batch_size, optimizer=dp_optimizer,
         lengths=[len(ids) for ids in train.input_ids])
