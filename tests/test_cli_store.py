@@ -17,8 +17,8 @@ def stored(tmp_path_factory, tiny_model_dir, synth_mimic):
               "--model", str(tiny_model_dir), "--max-length", "32", "--max-epochs", "0.5", "--rank", "2",
               "--accountant", "rdp", "--store", str(store), "--json", "--lr", "0.01"]
     outs = []
-    for eps in ("2", "8", "inf"):
-        proc = run_cli(*common, "--epsilon", eps, "--sigma", "0.8")
+    for eps in ("6", "12", "inf"):
+        proc = run_cli(*common, "--epsilon", eps, "--sigma", "1.5")
         assert proc.returncode == 0, proc.stderr[-2000:]
         outs.append(json.loads(proc.stdout))
     return store, outs
@@ -33,7 +33,7 @@ def test_each_trial_is_one_row_with_its_ledger(stored):
     for row in rows:
         assert row["status"] == "completed" and row["config_json"]
         if row["epsilon_target"] != float("inf"):
-            assert row["epsilon"] <= row["epsilon_target"] and row["sigma"] == 0.8
+            assert row["epsilon"] <= row["epsilon_target"] and row["sigma"] == 1.5
 
 
 def test_pareto_json_lists_the_front(stored):
@@ -47,7 +47,7 @@ def test_pareto_json_lists_the_front(stored):
 def test_exported_best_config_reruns_to_the_same_f1(stored, tmp_path):
     store, _ = stored
     exported = tmp_path / "best.yaml"
-    proc = run_cli("best", "--store", str(store), "--dataset", "mimic-cxr", "--max-epsilon", "10",
+    proc = run_cli("best", "--store", str(store), "--dataset", "mimic-cxr", "--max-epsilon", "20",
                    "--format", "json", "--export", str(exported))
     assert proc.returncode == 0, proc.stderr
     best = json.loads(proc.stdout)

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 DEMO_SETTINGS = dict(dataset_format="mimic-cxr", max_length=128, batch_size=128, physical_batch_size=32,
-                     max_epochs=2.0, rank=4, lr=3e-3, clip=1.0, seed=0, epsilon=8.0, delta=1e-5)
+                     max_epochs=4.0, rank=4, lora_layers=2, lr=5e-3, head_lr=0.3, clip=1.0, seed=0,
+                     epsilon=8.0, delta=1e-5)
 
 
 def main(argv: list[str] | None = None) -> int:

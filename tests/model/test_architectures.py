@@ -120,3 +120,16 @@ def test_top_layers_only_adapts_the_last_layers(arch):
                              spec=ModelSpec(lora=LoraSettings(rank=2, top_layers=1)))
     lora = [n for n, p in model.named_parameters() if "lora_" in n]
     assert lora and all(".1." in n for n in lora), lora  # tiny models have layers 0 and 1
+
+
+@pytest.mark.parametrize("arch", ["bert", "llama"])
+def test_backbone_dropout_off_makes_training_forward_deterministic(arch):
+    backbone = tiny_backbone(arch, dropout=0.3)
+    model = build_classifier(backbone, num_labels=3, spec=ModelSpec(lora=LoraSettings(rank=2)))
+    ids = torch.randint(5, 1000, (4, 9))
+    attention = torch.ones_like(ids)
+    assert model.training
+    assert torch.equal(model(ids, attention), model(ids, attention))
+    kept = build_classifier(tiny_backbone("bert", dropout=0.3), num_labels=3,
+                            spec=ModelSpec(lora=LoraSettings(rank=2), backbone_dropout=True))
+    assert not torch.equal(kept(ids, attention), kept(ids, attention))

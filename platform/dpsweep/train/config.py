@@ -37,6 +37,7 @@ class TrialConfig:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     head_bias_init: float = -2.0
+    backbone_dropout: bool = False  # dropout inside the frozen backbone (off: better under DP)
     # privacy: epsilon is the target budget; math.inf trains without DP
     epsilon: float = 8.0
     delta: float = 1e-5
@@ -45,10 +46,10 @@ class TrialConfig:
     sigma: float | None = None  # None: calibrate sigma so that max_epochs spends the budget
     grad_sample_mode: GradSampleMode = "hooks"
     # optimisation
-    lr: float = 2e-3  # LoRA adapters
+    lr: float = 5e-3  # LoRA adapters
     # The head reads pooled features of small norm (about 3 for MiniLM), so under Adam it
     # needs a far larger step than the adapters; one shared lr leaves it near its start.
-    head_lr: float = 0.1
+    head_lr: float = 0.3
     weight_decay: float = 0.0
     batch_size: int = 64  # expected (logical) batch size; q = 1 / ceil(n_train / batch_size)
     physical_batch_size: int = 32  # memory cap per forward/backward (Opacus BatchMemoryManager)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from dpsweep.data import Corpus, DataOptions, load_corpus
-from dpsweep.model import LoraSettings, ModelSpec, load_classifier
+from dpsweep.model import LoraSettings, ModelSpec, load_classifier, resolve_model_path
 from dpsweep.privacy import PrivacyLedger, compute_epsilon, validate_privacy_args
 from dpsweep.train.batches import (
     EncodedSplit,
@@ -100,6 +100,7 @@ def load_trial_corpus(config: TrialConfig) -> Corpus:
 def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, log: Log = log_stderr) -> TrialResult:
     """Run one trial end to end and return its result (raises UserInputError on bad input)."""
     started = time.perf_counter()
+    resolve_model_path(config.model)  # a wrong model folder fails before any data is read
     corpus = corpus if corpus is not None else load_trial_corpus(config)
     n_train = len(corpus.train)
     validate_privacy_args(epsilon_target=config.epsilon, delta=config.delta, n_train=n_train,
@@ -119,6 +120,7 @@ def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, log: Log = l
 
     seed_everything(config.seed)
     spec = ModelSpec(name_or_path=config.model, pooling=config.pooling, head_bias_init=config.head_bias_init,
+                     backbone_dropout=config.backbone_dropout,
                      lora=LoraSettings(rank=config.rank, alpha=config.lora_alpha,
                                        dropout=config.lora_dropout, targets=config.lora_targets,
                                        top_layers=config.lora_layers))
