@@ -39,15 +39,16 @@ def compare_trials(base: TrialConfig, *, epsilons: tuple[float, ...] = (math.inf
     corpus = load_trial_corpus(base)
     rows = []
     f = floors(corpus.val.labels, corpus.val.mask, corpus.train.labels, corpus.label_names)
-    rows.append({"model": "floor: every label positive", "epsilon": math.inf,
+    rows.append({"model": "floor: every label positive", "epsilon": None,
                  "weighted_f1": f["all_positive_weighted_f1"], "macro_f1": f["all_positive_macro_f1"]})
-    rows.append({"model": "floor: label frequencies", "epsilon": math.inf,
+    rows.append({"model": "floor: label frequencies", "epsilon": None,
                  "weighted_f1": f["label_frequency_weighted_f1"], "macro_f1": f["label_frequency_macro_f1"]})
     if baseline:
         rows.append({"model": "TF-IDF + logistic regression", "epsilon": math.inf, **tfidf_logreg(corpus)})
     for eps in epsilons:
         result = run_trial(base.override(epsilon=eps), corpus=corpus)
-        rows.append(_row(f"{base.model} + LoRA r={base.rank}", result))
+        name = "MiniLM (embedded)" if base.model == "default" else base.model
+        rows.append(_row(f"{name} + LoRA r={base.rank}", result))
     return {"dataset": corpus.name, "n_train": len(corpus.train), "n_val": len(corpus.val),
             "config": base.to_dict(), "rows": rows}
 
