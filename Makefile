@@ -1,12 +1,11 @@
 # dpsweep: two commands get you going.
-#   make demo   creates .venv, installs everything (torch CPU build first), runs the demo
+#   make demo   creates .venv, installs everything (torch CPU build first), runs the quickstart sweep
 #   make test   runs the test suite in the same environment
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 TORCH_VERSION ?= 2.13.0
-DEMO_DATA ?= data/synth-mimic
 
 .PHONY: demo test test-slow lint bench venv clean
 
@@ -21,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(PY) -m dpsweep.demo --data $(DEMO_DATA)
+	$(PY) -m dpsweep.demo --space search_spaces/quickstart.yaml
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"

@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_data(sub)
+    from dpsweep.sweep.commands import add_sweep_command
+
+    add_sweep_command(sub)
     from dpsweep.bench.commands import add_bench_command
 
     add_bench_command(sub)

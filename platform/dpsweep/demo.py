@@ -1,20 +1,16 @@
-"""`make demo`: a DP trial (ε = 8) and a non-private trial side by side.
+"""`make demo`: the quickstart sweep on the embedded model, then its Pareto front.
 
-Writes a synthetic MIMIC-CXR corpus in the real on-disk layout (if absent), trains the
-embedded MiniLM with DP-LoRA and without DP on the same split, and prints both results
-with the trivial floors. Sized to finish in a few minutes on a 2-core laptop.
+Writes the synthetic MIMIC-CXR corpus (real on-disk layout) if it is absent, runs
+search_spaces/quickstart.yaml on a local Ray instance (three ε targets plus the
+non-private baseline, Optuna on Ray Tune), prints the Pareto front and writes the HTML
+report. Sized to finish in about five minutes on a 2-core laptop.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
-
-DEMO_SETTINGS = dict(dataset_format="mimic-cxr", max_length=128, batch_size=128, physical_batch_size=32,
-                     max_epochs=4.0, rank=4, lora_layers=2, lr=5e-3, head_lr=0.3, clip=1.0, seed=0,
-                     epsilon=8.0, delta=1e-5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,24 +18,42 @@ def main(argv: list[str] | None = None) -> int:
 
     _quiet_libraries()
     parser = argparse.ArgumentParser(prog="python -m dpsweep.demo", description=__doc__)
-    parser.add_argument("--data", default="data/synth-mimic", help="corpus folder (written if absent)")
-    parser.add_argument("--n", type=int, default=1500, help="studies in the synthetic corpus")
+    parser.add_argument("--space", default="search_spaces/quickstart.yaml", help="search space to run")
+    parser.add_argument("--n", type=int, default=1500, help="studies in the synthetic corpus, if written")
+    parser.add_argument("--store", default=None, help="results store (default: the space's store)")
+    parser.add_argument("--report", default="results/report", help="where the HTML report goes")
     args = parser.parse_args(argv)
 
-    from dpsweep.bench.trials import compare_trials, markdown_table
     from dpsweep.data import write_synthetic
-    from dpsweep.train import TrialConfig
+    from dpsweep.errors import UserInputError
+    from dpsweep.results import ResultStore
+    from dpsweep.results.report import write_report
+    from dpsweep.sweep.commands import print_front
+    from dpsweep.sweep.runner import default_sweep_id, inspect_sweep, run_sweep
+    from dpsweep.sweep.spec import load_spec
 
-    data = Path(args.data)
-    if not data.exists():
-        print(f"[dpsweep] writing a synthetic MIMIC-CXR corpus of {args.n} studies to {data}", file=sys.stderr)
-        write_synthetic("mimic-cxr", data, n=args.n, seed=0)
-    base = TrialConfig(data_path=str(data), **DEMO_SETTINGS)
-    report = compare_trials(base, epsilons=(8.0, math.inf), baseline=False)
-    print()
-    print(f"dpsweep demo: {report['dataset']}, {report['n_train']} train / {report['n_val']} validation reports, "
-          f"embedded MiniLM + LoRA, max length {base.max_length}")
-    print(markdown_table(report))
+    try:
+        spec = load_spec(args.space)
+        data = Path(spec.base.data_path)
+        if not data.exists():
+            print(f"[dpsweep] writing a synthetic MIMIC-CXR corpus of {args.n} studies to {data}", file=sys.stderr)
+            write_synthetic(spec.base.dataset_format, data, n=args.n, seed=0)
+        if args.store:
+            from dataclasses import replace
+
+            spec = replace(spec, store=args.store)
+        spec, plan = inspect_sweep(spec)
+    except UserInputError as exc:
+        print(f"dpsweep demo: error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(plan.lines()), flush=True)
+    store = ResultStore(spec.store)
+    outcome = run_sweep(spec, plan, sweep_id=default_sweep_id(spec), store=store)
+    print_front(store, dataset=plan.dataset, sweep_id=outcome.sweep_id)
+    report = write_report(store, args.report)[-1]
+    print(f"\ndemo sweep {outcome.sweep_id}: {outcome.rows_written} trials in {outcome.seconds:.0f} s; "
+          f"rows in {spec.store}, report at {report}")
+    print(f"next: dpsweep pareto --store {spec.store} --dataset {plan.dataset}")
     return 0
 
 

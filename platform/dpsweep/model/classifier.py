@@ -16,6 +16,14 @@ from torch import nn
 
 from dpsweep.model.loading import DEFAULT_MODEL, load_backbone, load_tokenizer, resolve_model_path
 from dpsweep.model.lora import LoraSettings, apply_lora
+from dpsweep.model.prefix import (
+    DEFAULT_MAX_CACHE_BYTES,
+    PrefixCache,
+    estimated_bytes,
+    fill_cache,
+    first_adapted_layer,
+    install_prefix,
+)
 
 Pooling = Literal["mean", "cls", "last"]
 POOLINGS: tuple[str, ...] = ("mean", "cls", "last")
@@ -48,10 +56,44 @@ class PooledClassifier(nn.Module):
         self.head = nn.Linear(backbone.config.hidden_size, num_labels)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.constant_(self.head.bias, head_bias_init)
+        self.prefix_cache = None  # set by enable_prefix_cache
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        cache = self.prefix_cache
+        cached = cache.batch(input_ids, attention_mask) if cache is not None else None
+        if cached is not None:
+            cache.prefix.cached = cached
+        try:
+            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        finally:
+            if cache is not None:
+                cache.prefix.cached = None
         return self.head(pool(hidden, attention_mask, self.pooling))
+
+    def enable_prefix_cache(self, sequences: list[list[int]], *, pad_id: int,
+                            max_bytes: int = DEFAULT_MAX_CACHE_BYTES) -> str:
+        """Cache the frozen layers' output for `sequences` (see dpsweep.model.prefix).
+
+        Returns why it did not, or "" when the cache is on. Needs LoRA on top layers only
+        and no dropout in the frozen layers (their output must be a fixed function).
+        """
+        first = first_adapted_layer(self.backbone)
+        if first is None or first < 1:
+            return "LoRA adapts the lowest layer"
+        if any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.backbone.modules()):
+            return "backbone dropout is on"
+        size = estimated_bytes(sequences, self.backbone.config.hidden_size)
+        if size > max_bytes:
+            return f"the cache would take {size / 2**30:.1f} GiB (limit {max_bytes / 2**30:.1f} GiB)"
+        prefix = install_prefix(self.backbone, first)
+        if prefix is None:
+            return f"no layer list found in model type {self.backbone.config.model_type!r}"
+        cache = PrefixCache(prefix, first)
+        device = self.head.weight.device
+        fill_cache(cache, lambda ids, mask: self.backbone(input_ids=ids, attention_mask=mask), sequences,
+                   pad_id=pad_id, device=device)
+        self.prefix_cache = cache
+        return ""
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:

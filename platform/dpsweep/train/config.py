@@ -38,6 +38,8 @@ class TrialConfig:
     lora_dropout: float = 0.0
     head_bias_init: float = -2.0
     backbone_dropout: bool = False  # dropout inside the frozen backbone (off: better under DP)
+    # With lora_layers, compute the frozen lower layers once per trial (same results, faster)
+    prefix_cache: bool = True
     # privacy: epsilon is the target budget; math.inf trains without DP
     epsilon: float = 8.0
     delta: float = 1e-5

@@ -1,0 +1,91 @@
+"""`dpsweep sweep FILE.yaml`: validate, plan, run on Ray, print the Pareto front.
+
+Exit codes: 0 the sweep ran (or the dry run planned); 2 bad input (one line, before Ray
+starts); 4 every trial failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+EXIT_OK, EXIT_ALL_FAILED = 0, 4
+
+
+def add_sweep_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep", help="search hyperparameters under fixed ε targets on Ray Tune + Optuna",
+        description="Run the search space in FILE.yaml: for each ε target (and inf, the non-private "
+                    "baseline) an Optuna search on Ray Tune; every trial becomes one row in the "
+                    "results store; ends by printing the Pareto front. Exit 0 ok, 2 bad input, "
+                    "4 every trial failed.")
+    p.add_argument("file", metavar="FILE.yaml", help="search space, e.g. search_spaces/quickstart.yaml")
+    p.add_argument("--address", help="join a Ray cluster: 'auto' (the one `ray start` made) or HOST:PORT; "
+                                     "default: start a local Ray and stop it afterwards")
+    p.add_argument("--store", help="results store (folder or s3:// / gs:// URI); default: the file's store")
+    p.add_argument("--name", help="sweep id (default: the file's name plus a UTC time)")
+    p.add_argument("--runs-dir", default="runs/sweeps", help="Ray Tune's trial folders (default runs/sweeps)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved plan without starting Ray")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted sweep (--name, or the latest sweep of this file)")
+    p.set_defaults(func=run_sweep_command)
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    from dpsweep.results import ResultStore
+    from dpsweep.sweep.runner import inspect_sweep, resolve_sweep_id, run_sweep
+    from dpsweep.sweep.spec import load_spec
+
+    spec = load_spec(args.file)
+    if args.store:
+        from dataclasses import replace
+
+        spec = replace(spec, store=args.store)
+    spec, plan = inspect_sweep(spec)
+    print("\n".join(plan.lines()))
+    if args.dry_run:
+        return EXIT_OK
+    store = ResultStore(spec.store)
+    sweep_id = resolve_sweep_id(spec, store, dataset=plan.dataset, name=args.name, resume=args.resume)
+    print(f"sweep id {sweep_id}; rows go to {spec.store}", flush=True)
+    outcome = run_sweep(spec, plan, sweep_id=sweep_id, store=store, address=args.address, runs_dir=args.runs_dir)
+    print_front(store, dataset=plan.dataset, sweep_id=sweep_id)
+    print(f"\n{outcome.rows_written} rows written in {outcome.seconds:.0f} s. Query them with:\n"
+          f"  dpsweep pareto --store {spec.store} --dataset {plan.dataset}\n"
+          f"  dpsweep best --store {spec.store} --dataset {plan.dataset} --max-epsilon 8\n"
+          f"  dpsweep report --store {spec.store} --out results/report")
+    p = outcome.progress
+    if p.done and p.failed == p.done:
+        print("dpsweep: every trial failed; see the errors in the store rows and the Ray logs", file=sys.stderr)
+        return EXIT_ALL_FAILED
+    return EXIT_OK
+
+
+def front_rows(store, *, dataset: str, sweep_id: str | None = None) -> list[dict]:
+    """Pareto front (weighted F1 against ε) of one sweep's rows, or of the whole dataset."""
+    import pyarrow.compute as pc
+
+    from dpsweep.results.pareto import pareto_front
+
+    table = store.read(dataset)
+    if sweep_id is not None:
+        table = table.filter(pc.equal(table["sweep_id"], sweep_id))
+    return pareto_front(table, dataset=dataset, metric="weighted_f1").to_pylist()
+
+
+def print_front(store, *, dataset: str, sweep_id: str | None = None) -> list[dict]:
+    rows = front_rows(store, dataset=dataset, sweep_id=sweep_id)
+    print(f"\nPareto front, {dataset} (validation; ε spent as computed by the accountant):")
+    print(f"{'ε target':>9} {'ε spent':>8} {'weighted F1':>12} {'macro F1':>9} {'σ':>6} {'C':>6} "
+          f"{'rank':>5} {'lr':>8} {'steps':>6}")
+    for r in rows:
+        target = "inf" if math.isinf(r["epsilon_target"]) else f"{r['epsilon_target']:g}"
+        spent = "inf" if math.isinf(r["epsilon"]) else f"{r['epsilon']:.3g}"
+        sigma = f"{r['sigma']:.3g}" if r["sigma"] else "-"
+        clip = f"{r['clip']:.3g}" if r["clip"] is not None and not math.isinf(r["epsilon"]) else "-"
+        print(f"{target:>9} {spent:>8} {r['weighted_f1']:>12.4f} {r['macro_f1']:>9.4f} {sigma:>6} {clip:>6} "
+              f"{r['rank']:>5} {r['lr']:>8.2g} {r['steps']:>6}")
+    if not rows:
+        print("  (no completed trial)")
+    return rows

@@ -1,0 +1,264 @@
+"""Run a sweep: for each ε target an Optuna-driven Ray Tune search; rows into the store.
+
+The results store is the sweep's source of truth. `--resume` reads the rows a sweep has
+already written, gives their (params, score) to a fresh Optuna sampler, and runs only
+the trials still missing, so an interrupted sweep continues without losing or
+duplicating rows (trials that were in flight when the driver died are run again).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from dpsweep.errors import ConfigError
+from dpsweep.sweep.plan import SweepPlan, plan_sweep
+from dpsweep.sweep.spec import Param, SweepSpec
+
+Log = Any
+
+
+@dataclass
+class SweepOutcome:
+    sweep_id: str
+    store: str
+    dataset: str
+    rows_written: int
+    seconds: float
+    progress: Any  # SweepProgress
+
+
+def inspect_sweep(spec: SweepSpec) -> tuple[SweepSpec, SweepPlan]:
+    """Check model and data (reading the corpus once, in the driver) and plan every target.
+
+    Raises UserInputError before any Ray resource is used. Relative data and model paths
+    become absolute, since Tune trials run in their own working directories.
+    """
+    from dpsweep.model import resolve_model_path
+    from dpsweep.privacy import validate_privacy_args
+    from dpsweep.train.loop import load_trial_corpus
+
+    base = spec.base
+    resolve_model_path(base.model)
+    if "://" not in base.data_path:
+        base = base.override(data_path=str(Path(base.data_path).expanduser().resolve()))
+    if base.model != "default" and Path(base.model).exists():
+        base = base.override(model=str(Path(base.model).resolve()))
+    corpus = load_trial_corpus(base)
+    for eps in spec.epsilons:
+        validate_privacy_args(epsilon_target=eps, delta=base.delta, n_train=len(corpus.train),
+                              sigma=None, clip=base.clip)
+    spec = _replace_base(spec, base)
+    dataset = spec.dataset_name or corpus.name
+    from dpsweep.results.validate import check_dataset_name
+
+    try:
+        check_dataset_name(dataset)
+    except ValueError as exc:
+        raise ConfigError(f"{spec.source}: dataset.name: {exc}") from None
+    return spec, plan_sweep(spec, n_train=len(corpus.train), n_val=len(corpus.val), dataset=dataset)
+
+
+def _replace_base(spec: SweepSpec, base) -> SweepSpec:
+    from dataclasses import replace
+
+    return replace(spec, base=base)
+
+
+def default_sweep_id(spec: SweepSpec) -> str:
+    return f"{spec.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+
+
+def stored_rows(store, *, dataset: str, sweep_id: str | None = None, prefix: str | None = None) -> list[dict]:
+    """Rows of one sweep (or of every sweep whose id starts with `prefix`) in the store."""
+    import pyarrow.compute as pc
+
+    if dataset not in store.datasets():
+        return []
+    table = store.read(dataset)
+    if sweep_id is not None:
+        table = table.filter(pc.equal(table["sweep_id"], sweep_id))
+    elif prefix is not None:
+        table = table.filter(pc.starts_with(table["sweep_id"], prefix))
+    return table.to_pylist()
+
+
+def resolve_sweep_id(spec: SweepSpec, store, *, dataset: str, name: str | None, resume: bool) -> str:
+    """The sweep_id: --name, or the spec name plus a UTC time; --resume finds the latest one."""
+    if resume and name is None:
+        rows = stored_rows(store, dataset=dataset, prefix=f"{spec.name}-")
+        if not rows:
+            raise ConfigError(f"--resume: no sweep of '{spec.name}' in store {store.uri} for dataset {dataset}; "
+                              "run it without --resume first, or pass --name of the sweep to continue")
+        return max(rows, key=lambda r: r["started_at"])["sweep_id"]
+    sweep_id = name or default_sweep_id(spec)
+    if not resume and stored_rows(store, dataset=dataset, sweep_id=sweep_id):
+        raise ConfigError(f"sweep '{sweep_id}' already has rows in store {store.uri}; pass --resume to "
+                          "continue it, or --name NEW_NAME for a new sweep")
+    return sweep_id
+
+
+def _tag(eps: float) -> str:
+    return "inf" if math.isinf(eps) else f"{eps:g}"
+
+
+def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address: str | None = None,
+              runs_dir: str = "runs/sweeps", log=None) -> SweepOutcome:
+    """Run every ε target of an inspected spec on Ray; returns counts and timings."""
+    import ray
+
+    from dpsweep.sweep.callbacks import SweepProgress
+    from dpsweep.sweep.callbacks import log as default_log
+
+    log = log or default_log
+    started = time.perf_counter()
+    existing = stored_rows(store, dataset=plan.dataset, sweep_id=sweep_id)
+    todo = {eps: spec.trials_per_target - sum(1 for r in existing if r["epsilon_target"] == eps)
+            for eps in spec.epsilons}
+    progress = SweepProgress(total=sum(max(n, 0) for n in todo.values()))
+    if existing:
+        log(f"resuming sweep {sweep_id}: {len(existing)} rows already stored, {progress.total} trials to run")
+    runs = str(Path(runs_dir).resolve()) if "://" not in runs_dir else runs_dir
+    started_ray = _connect(address, spec, log)
+    try:
+        for eps in spec.epsilons:
+            if todo[eps] <= 0:
+                log(f"ε={_tag(eps)}: all {spec.trials_per_target} trials already stored")
+                continue
+            _run_target(spec, plan, eps=eps, trials=todo[eps], sweep_id=sweep_id, store=store,
+                        previous=[r for r in existing if r["epsilon_target"] == eps], runs_dir=runs,
+                        progress=progress, log=log)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    written = len(stored_rows(store, dataset=plan.dataset, sweep_id=sweep_id)) - len(existing)
+    return SweepOutcome(sweep_id, store.uri, plan.dataset, written, time.perf_counter() - started, progress)
+
+
+def _connect(address: str | None, spec: SweepSpec, log) -> bool:
+    """Join a cluster (--address, or RAY_ADDRESS under `ray job submit`) or start a local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    import logging
+
+    for name in ("ray.tune", "ray.train", "ray.air"):  # our callbacks print the progress that matters
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's tables off: our callbacks report progress
+    env = {"env_vars": {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_VERBOSITY",
+                                                 "TOKENIZERS_PARALLELISM", "HF_HUB_DISABLE_PROGRESS_BARS")
+                        if k in os.environ}}
+    target = address or os.environ.get("RAY_ADDRESS")
+    if target:
+        log(f"joining Ray cluster at {target}")
+        ray.init(address=target, runtime_env=env, log_to_driver=True)
+        return True
+    cpus = os.cpu_count() or 1
+    log(f"starting a local Ray instance ({cpus} CPUs)")
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, runtime_env=env, log_to_driver=True)
+    return True
+
+
+def tune_space(params: tuple[Param, ...]) -> dict[str, Any]:
+    from ray import tune
+
+    space = {}
+    for p in params:
+        if p.dist == "loguniform":
+            space[p.key] = tune.loguniform(p.low, p.high)
+        elif p.dist == "uniform":
+            space[p.key] = tune.uniform(p.low, p.high)
+        elif p.dist == "int":
+            space[p.key] = tune.randint(int(p.low), int(p.high) + 1)
+        else:
+            space[p.key] = tune.choice(list(p.values))
+    return space
+
+
+def build_sampler(name: str, *, seed: int, trials: int):
+    """An Optuna sampler by name (TPE by default), seeded."""
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, trials // 2)))
+    classes = {"random": "RandomSampler", "gp": "GPSampler", "cmaes": "CmaEsSampler", "qmc": "QMCSampler",
+               "nsgaii": "NSGAIISampler"}
+    try:
+        return getattr(optuna.samplers, classes[name])(seed=seed)
+    except ImportError as exc:
+        raise ConfigError(f"sampler {name!r} needs an extra package ({exc}); install it or use sampler: tpe") from None
+
+
+def _previous_points(previous: list[dict], params: tuple[Param, ...]) -> tuple[list[dict], list[float]]:
+    """(params, score) of stored trials, to warm-start Optuna on --resume (failed rows skipped)."""
+    points, rewards = [], []
+    for row in previous:
+        if row["status"] not in ("completed", "infeasible"):
+            continue
+        config = json.loads(row["config_json"])
+        points.append({p.key: config[p.key] for p in params})
+        rewards.append(float(row["weighted_f1"]) if row["status"] == "completed" else 0.0)
+    return points, rewards
+
+
+def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sweep_id: str, store,
+                previous: list[dict], runs_dir: str, progress, log) -> None:
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from dpsweep.sweep.callbacks import StoreCallback
+    from dpsweep.sweep.trainable import METRIC, sweep_trial
+
+    tag = _tag(eps)
+    target = next(t for t in plan.targets if t.epsilon == eps)
+    params = target.params  # σ narrowed to the range useful for this budget
+    base = spec.base_for(eps).to_dict()
+    r = spec.resources
+    resources = {"workers_per_trial": r.workers_per_trial, "cpus_per_worker": r.cpus_per_worker,
+                 "gpus_per_worker": r.gpus_per_worker}
+    prefix = f"eps{tag}-{len(previous)}"  # distinct trial ids across resumed runs
+    trainable = tune.with_parameters(sweep_trial, base=base, sweep_id=sweep_id, trial_prefix=prefix,
+                                     dataset_name=plan.dataset, resources=resources, runs_dir=runs_dir)
+    if r.workers_per_trial == 1:
+        trainable = tune.with_resources(trainable, {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker})
+    else:  # the trial only drives a TorchTrainer; its workers hold the CPUs/GPUs
+        trainable = tune.with_resources(trainable, {"cpu": 0.1})
+    search = None
+    if params:
+        index = spec.epsilons.index(eps)
+        points, rewards = _previous_points(previous, params)
+        search = OptunaSearch(metric=METRIC, mode="max",
+                              sampler=build_sampler(spec.sampler, seed=spec.seed + index,
+                                                    trials=spec.trials_per_target),
+                              points_to_evaluate=points or None, evaluated_rewards=rewards or None)
+    callback = StoreCallback(store=store, sweep_id=sweep_id, trial_prefix=prefix, epsilon=eps, base=base,
+                             dataset=plan.dataset, progress=progress)
+    log(f"ε={tag}: {trials} trials over {', '.join(p.key for p in params) or 'fixed settings'}")
+    tuner = tune.Tuner(
+        trainable, param_space=tune_space(params),
+        tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=search, num_samples=trials,
+                                    max_concurrent_trials=r.max_concurrent_trials, reuse_actors=True),
+        run_config=tune.RunConfig(name=f"{sweep_id}-eps{tag}-{len(previous)}", storage_path=runs_dir,
+                                  callbacks=[callback], verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=0)))
+    grid = tuner.fit()
+    _reconcile(grid, callback)
+
+
+def _reconcile(grid, callback) -> None:
+    """Write any finished trial the callback missed (e.g. a crash between report and callback)."""
+    from dpsweep.sweep.trainable import row_from_json
+
+    for result in grid:
+        metrics = result.metrics or {}
+        if "row_json" in metrics:
+            callback.write_row(row_from_json(metrics["row_json"]))

@@ -1,0 +1,318 @@
+"""Search-space files -> a typed, validated `SweepSpec`, before any Ray resource is used.
+
+A search space is a YAML file with these sections (see search_spaces/quickstart.yaml):
+
+    name: quickstart                    # sweep name; the store's sweep_id
+    dataset:  {format, path, name?, sections?, uncertain_policy?, max_length?, val_fraction?}
+    model:    {path?, pooling?, lora_targets?, lora_layers?}
+    privacy:  {epsilons: [1, 3, 8, inf], delta?, accountant?}
+    search:   {rank, lr, clip, sigma, batch_size?, max_epochs?, lora_alpha?, lora_dropout?, head_lr?}
+    training: {any other TrialConfig key, fixed for every trial}
+    trials_per_target: 4
+    sampler:  {name: tpe, seed: 0}
+    resources: {workers_per_trial, cpus_per_worker, gpus_per_worker, max_concurrent_trials}
+    store: results/store
+
+Each `search` entry is a fixed value or a distribution:
+`{dist: loguniform, low: 1e-3, high: 1e-2}`, `{dist: uniform, ...}`, `{dist: int, low, high}`
+or `{dist: choice, values: [2, 4, 8]}`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from dpsweep.errors import ConfigError
+from dpsweep.train.config import TrialConfig
+
+Dist = Literal["loguniform", "uniform", "int", "choice"]
+DISTS: tuple[str, ...] = ("loguniform", "uniform", "int", "choice")
+SEARCHABLE = ("rank", "lr", "clip", "sigma", "batch_size", "max_epochs", "lora_alpha", "lora_dropout", "head_lr")
+NON_PRIVATE_SEARCH = ("rank", "lr")  # the ε = inf baseline searches these only
+PRIVACY_ONLY = ("clip", "sigma")
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "nsgaii")
+_INT_KEYS = {"rank", "batch_size"}
+
+_SECTIONS = ("name", "dataset", "model", "privacy", "search", "training", "trials_per_target", "sampler",
+             "resources", "store")
+_DATASET_KEYS = {"format": "dataset_format", "path": "data_path", "name": None, "sections": "sections",
+                 "uncertain_policy": "uncertain_policy", "max_length": "max_length",
+                 "val_fraction": "val_fraction"}
+_MODEL_KEYS = {"path": "model", "pooling": "pooling", "lora_targets": "lora_targets",
+               "lora_layers": "lora_layers"}
+_PRIVACY_KEYS = ("epsilons", "delta", "accountant")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched hyperparameter: a distribution over a range, or a list of choices."""
+
+    key: str
+    dist: Dist
+    low: float | None = None
+    high: float | None = None
+    values: tuple[Any, ...] = ()
+
+    def describe(self) -> str:
+        if self.dist == "choice":
+            return f"choice{list(self.values)}"
+        return f"{self.dist}[{self.low:g}, {self.high:g}]"
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """Smallest and largest value the parameter can take."""
+        if self.dist == "choice":
+            return min(self.values), max(self.values)
+        return float(self.low), float(self.high)
+
+
+@dataclass(frozen=True)
+class Resources:
+    workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    max_concurrent_trials: int = 2
+
+    @property
+    def use_gpu(self) -> bool:
+        return self.gpus_per_worker > 0
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated search space: the base trial config, what is searched, and how to run it."""
+
+    name: str
+    source: str
+    base: TrialConfig
+    dataset_name: str | None
+    epsilons: tuple[float, ...]
+    params: tuple[Param, ...]
+    trials_per_target: int
+    sampler: str = "tpe"
+    seed: int = 0
+    resources: Resources = field(default_factory=Resources)
+    store: str = "results/store"
+
+    def params_for(self, epsilon: float) -> tuple[Param, ...]:
+        """Searched parameters for one target: the non-private baseline searches rank and lr only."""
+        if math.isinf(epsilon):
+            return tuple(p for p in self.params if p.key in NON_PRIVATE_SEARCH)
+        return self.params
+
+    def base_for(self, epsilon: float) -> TrialConfig:
+        return self.base.override(epsilon=epsilon)
+
+    @property
+    def total_trials(self) -> int:
+        return self.trials_per_target * len(self.epsilons)
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a search-space YAML file (raises ConfigError naming file and field)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"search space {path} does not exist; pass a YAML file such as "
+                          "search_spaces/quickstart.yaml")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
+    return spec_from_mapping(data, source=str(path))
+
+
+def spec_from_mapping(data: Any, *, source: str) -> SweepSpec:
+    """Validate the parsed content of a search-space file."""
+    err = _Errors(source)
+    if not isinstance(data, dict):
+        raise err("(top level)", "must be a mapping with sections " + ", ".join(_SECTIONS))
+    _refuse_unknown(err, "", data, _SECTIONS)
+    for required in ("name", "dataset", "privacy", "search"):
+        if required not in data:
+            raise err(required, "is missing; add it (see search_spaces/quickstart.yaml)")
+    name = str(data["name"])
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise err("name", f"must use letters, digits, '-' or '_' only, got {name!r}")
+    flat, dataset_name = _flat_config(err, data)
+    epsilons, flat = _privacy(err, _section(err, data, "privacy"), flat)
+    params = _search(err, _section(err, data, "search"), flat)
+    try:
+        base = TrialConfig.from_mapping(flat, source=source)
+    except ConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    trials = data.get("trials_per_target", 4)
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
+        raise err("trials_per_target", f"must be an integer >= 1, got {trials!r}")
+    sampler, seed = _sampler(err, data.get("sampler", {}))
+    return SweepSpec(name=name, source=source, base=base, dataset_name=dataset_name, epsilons=epsilons,
+                     params=params, trials_per_target=trials, sampler=sampler, seed=seed,
+                     resources=_resources(err, data.get("resources", {})),
+                     store=str(data.get("store", "results/store")))
+
+
+class _Errors:
+    """Builds `file: field: rule, got value; fix` errors."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __call__(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {key}: {message}")
+
+
+def _section(err: _Errors, data: dict, key: str) -> dict:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise err(key, f"must be a mapping of key: value, got {type(value).__name__}")
+    return value
+
+
+def _refuse_unknown(err: _Errors, prefix: str, mapping: dict, known) -> None:
+    for key in mapping:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f"did you mean '{near[0]}'?" if near else "valid keys: " + ", ".join(known)
+            raise err(f"{prefix}{key}", f"unknown key; {hint}")
+
+
+def _flat_config(err: _Errors, data: dict) -> tuple[dict, str | None]:
+    """dataset/model/training sections -> flat TrialConfig keys."""
+    flat: dict[str, Any] = {}
+    dataset = _section(err, data, "dataset")
+    _refuse_unknown(err, "dataset.", dataset, _DATASET_KEYS)
+    for key in ("format", "path"):
+        if not dataset.get(key):
+            raise err(f"dataset.{key}", "is missing; give the reader (mimic-cxr, ct-rate, csv) and the "
+                      "folder holding the data")
+    for key, target in _DATASET_KEYS.items():
+        if target and key in dataset:
+            flat[target] = dataset[key]
+    flat["data_path"] = str(dataset["path"])  # relative to where the sweep is launched
+    from dpsweep.data import FORMATS
+
+    if flat["dataset_format"] not in FORMATS:
+        raise err("dataset.format", f"unknown reader {flat['dataset_format']!r}; use one of {', '.join(FORMATS)}")
+    model = _section(err, data, "model")
+    _refuse_unknown(err, "model.", model, _MODEL_KEYS)
+    flat.update({_MODEL_KEYS[k]: v for k, v in model.items()})
+    training = _section(err, data, "training")
+    known = {f.name for f in fields(TrialConfig)} - set(flat) - {"epsilon"}
+    _refuse_unknown(err, "training.", training, sorted(known))
+    flat.update(training)
+    name = dataset.get("name")
+    return flat, str(name) if name is not None else None
+
+
+def _privacy(err: _Errors, privacy: dict, flat: dict) -> tuple[tuple[float, ...], dict]:
+    _refuse_unknown(err, "privacy.", privacy, _PRIVACY_KEYS)
+    raw = privacy.get("epsilons")
+    if not isinstance(raw, list) or not raw:
+        raise err("privacy.epsilons", f"must be a non-empty list such as [1, 3, 8, inf], got {raw!r}")
+    epsilons = []
+    for value in raw:
+        try:
+            eps = float(value)
+        except (TypeError, ValueError):
+            raise err("privacy.epsilons", f"{value!r} is not a number; use numbers or inf") from None
+        if not eps > 0:
+            raise err("privacy.epsilons", f"every target must be > 0, got {value!r}; use inf for no DP")
+        epsilons.append(eps)
+    if len(set(epsilons)) != len(epsilons):
+        raise err("privacy.epsilons", f"targets must be distinct, got {raw!r}")
+    out = dict(flat)
+    for key in ("delta", "accountant"):
+        if key in privacy:
+            out[key] = privacy[key]
+    return tuple(sorted(epsilons)), out
+
+
+def _search(err: _Errors, search: dict, flat: dict) -> tuple[Param, ...]:
+    """Distributions become Params; fixed values go into the base config."""
+    _refuse_unknown(err, "search.", search, SEARCHABLE)
+    params = []
+    for key, value in search.items():
+        if isinstance(value, dict):
+            params.append(_param(err, f"search.{key}", key, value))
+        else:
+            flat[key] = value
+    return tuple(params)
+
+
+def _param(err: _Errors, where: str, key: str, spec: dict) -> Param:
+    _refuse_unknown(err, f"{where}.", spec, ("dist", "low", "high", "values"))
+    dist = spec.get("dist")
+    if dist not in DISTS:
+        raise err(f"{where}.dist", f"must be one of {', '.join(DISTS)}, got {dist!r}")
+    if dist == "choice":
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise err(f"{where}.values", f"choice needs a non-empty list, got {values!r}")
+        for v in values:
+            _check_value(err, where, key, v)
+        return Param(key, "choice", values=tuple(values))
+    try:
+        low, high = float(spec["low"]), float(spec["high"])
+    except KeyError as exc:
+        raise err(f"{where}.{exc.args[0]}", f"is missing; {dist} needs low and high") from None
+    except (TypeError, ValueError):
+        raise err(where, f"low and high must be numbers, got {spec.get('low')!r}, {spec.get('high')!r}") from None
+    if not low <= high:
+        raise err(where, f"low <= high must hold, but got (low={low:g}, high={high:g})")
+    if dist == "loguniform" and low <= 0:
+        raise err(f"{where}.low", f"loguniform needs low > 0, got {low:g}")
+    if dist != "int" and key in _INT_KEYS:
+        raise err(f"{where}.dist", f"{key} is an integer; use dist: int or dist: choice")
+    if dist == "int" and (not low.is_integer() or not high.is_integer()):
+        raise err(where, f"int needs integer bounds, got (low={low:g}, high={high:g})")
+    for v in (low, high):
+        _check_value(err, where, key, v)
+    return Param(key, dist, low=low, high=high)
+
+
+def _check_value(err: _Errors, where: str, key: str, value: Any) -> None:
+    """Every value a distribution can produce must be a valid TrialConfig value."""
+    try:
+        TrialConfig.from_mapping({key: value}, source=where)
+    except ConfigError as exc:
+        raise err(where, f"value {value!r} is invalid ({str(exc).split(': ', 1)[-1]})") from None
+
+
+def _sampler(err: _Errors, sampler: Any) -> tuple[str, int]:
+    if isinstance(sampler, str):
+        sampler = {"name": sampler}
+    if not isinstance(sampler, dict):
+        raise err("sampler", f"must be a mapping like {{name: tpe, seed: 0}}, got {sampler!r}")
+    _refuse_unknown(err, "sampler.", sampler, ("name", "seed"))
+    name = str(sampler.get("name", "tpe")).lower()
+    if name not in SAMPLERS:
+        raise err("sampler.name", f"unknown Optuna sampler {name!r}; use one of {', '.join(SAMPLERS)}")
+    seed = sampler.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise err("sampler.seed", f"must be an integer, got {seed!r}")
+    return name, seed
+
+
+def _resources(err: _Errors, resources: Any) -> Resources:
+    if not isinstance(resources, dict):
+        raise err("resources", f"must be a mapping, got {resources!r}")
+    known = [f.name for f in fields(Resources)]
+    _refuse_unknown(err, "resources.", resources, known)
+    out = Resources(**resources)
+    checks = [
+        (isinstance(out.workers_per_trial, int) and out.workers_per_trial >= 1, "workers_per_trial",
+         "an integer >= 1"),
+        (out.cpus_per_worker > 0, "cpus_per_worker", "> 0 (Ray refuses 0 CPUs), e.g. 1"),
+        (out.gpus_per_worker >= 0, "gpus_per_worker", ">= 0"),
+        (isinstance(out.max_concurrent_trials, int) and out.max_concurrent_trials >= 1,
+         "max_concurrent_trials", "an integer >= 1"),
+    ]
+    for ok, key, rule in checks:
+        if not ok:
+            raise err(f"resources.{key}", f"must be {rule}, got {getattr(out, key)!r}")
+    return out

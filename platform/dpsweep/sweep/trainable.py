@@ -1,0 +1,90 @@
+"""The Ray Tune function trial: sampled hyperparameters -> one trial -> one report.
+
+With one worker per trial the trial trains right here, inside the Tune trial process
+(no ~30 s worker-group start); with more it fits a Ray Train TorchTrainer with Opacus'
+distributed DP (`dpsweep.distributed`). Either way it reports once, at the end, the
+validation metric Optuna maximises and the finished results-store row (as JSON), which
+the driver writes; the trial itself never touches the store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from dpsweep.train.config import TrialConfig
+
+METRIC = "weighted_f1"
+
+
+def config_for(params: dict[str, Any], base: dict[str, Any]) -> TrialConfig:
+    """Merge sampled parameters into the target's base config."""
+    merged = {**base, **{k: v for k, v in params.items() if k in _TRIAL_KEYS}}
+    for key in ("rank", "batch_size"):
+        if key in merged and merged[key] is not None:
+            merged[key] = int(merged[key])
+    return TrialConfig.from_mapping(merged, source="sweep trial")
+
+
+_TRIAL_KEYS = set(TrialConfig.__dataclass_fields__)
+
+
+def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, trial_prefix: str,
+                dataset_name: str | None, resources: dict[str, Any], runs_dir: str) -> None:
+    """Tune function trainable (Ray 2.60 function API): train, evaluate, report once."""
+    from ray import tune
+
+    from dpsweep.train.record import result_row
+
+    started_at = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    config = config_for(params, base)
+    trial_id = f"{trial_prefix}-{tune.get_context().get_trial_id()}"
+    workers = int(resources["workers_per_trial"])
+    if workers > 1:
+        from dpsweep.distributed import run_trial_on_workers
+
+        result = run_trial_on_workers(
+            config, num_workers=workers, use_gpu=resources["gpus_per_worker"] > 0,
+            cpus_per_worker=resources["cpus_per_worker"], gpus_per_worker=resources["gpus_per_worker"],
+            storage_path=f"{runs_dir}/train", name=trial_id)
+    else:
+        from dpsweep.train.loop import run_trial
+
+        result = run_trial(config)
+    if dataset_name:
+        result.dataset = dataset_name
+    row = result_row(result, sweep_id=sweep_id, trial_id=trial_id, started_at=started_at)
+    score = result.val.weighted_f1 if result.val is not None else 0.0  # infeasible: nothing learned
+    tune.report({METRIC: score, "status": result.status, "row_json": json.dumps(_json_safe(row), default=str),
+                 "train_seconds": result.train_seconds, "trial_seconds": time.perf_counter() - t0,
+                 "epsilon_spent": _finite_or_none(result.ledger.epsilon)})
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or math.isinf(value) else value
+
+
+def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, float) and math.isinf(value):
+            value = "inf" if value > 0 else "-inf"
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        out[key] = value
+    return out
+
+
+def row_from_json(text: str) -> dict[str, Any]:
+    """Inverse of the report's row_json: back to store types (inf floats, datetimes)."""
+    row = json.loads(text)
+    for key, value in row.items():
+        if value in ("inf", "-inf"):
+            row[key] = float(value)
+    if isinstance(row.get("started_at"), str):
+        row["started_at"] = datetime.fromisoformat(row["started_at"])
+    return row

@@ -1,0 +1,108 @@
+"""Real sweeps on a real (local) Ray: rows in the store, the front, --resume after a kill."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.compute as pc
+
+from dpsweep.cli import main
+from dpsweep.privacy import compute_epsilon
+from dpsweep.results import ResultStore
+from dpsweep.sweep.commands import front_rows
+
+
+def _rows(store: Path, sweep_id: str) -> list[dict]:
+    store = ResultStore(store)
+    if "tiny-mimic" not in store.datasets():
+        return []
+    table = store.read("tiny-mimic")
+    return table.filter(pc.equal(table["sweep_id"], sweep_id)).to_pylist()
+
+
+def _check_rows(rows: list[dict]) -> None:
+    assert len({r["trial_id"] for r in rows}) == len(rows)
+    for r in rows:
+        assert r["status"] in ("completed", "infeasible"), r["error"]
+        if r["status"] != "completed":
+            continue
+        if math.isinf(r["epsilon_target"]):
+            assert math.isinf(r["epsilon"]) and r["sigma"] == 0
+            continue
+        assert 0 < r["epsilon"] <= r["epsilon_target"]
+        assert r["epsilon"] == compute_epsilon(sigma=r["sigma"], sample_rate=r["sample_rate"], steps=r["steps"],
+                                               delta=r["delta"], accountant=r["accountant"])
+
+
+def test_sweep_writes_one_row_per_trial_and_prints_front(write_space, tmp_path, capsys):
+    space = write_space()
+    code = main(["sweep", str(space), "--name", "e2e", "--runs-dir", str(tmp_path / "runs")])
+    assert code == 0
+    rows = _rows(tmp_path / "store", "e2e")
+    assert sorted(r["epsilon_target"] for r in rows) == [3, 3, 8, 8, math.inf, math.inf]
+    _check_rows(rows)
+    assert sum(r["status"] == "completed" for r in rows) >= 4
+    out = capsys.readouterr().out
+    assert "Pareto front, tiny-mimic" in out
+    front = front_rows(ResultStore(tmp_path / "store"), dataset="tiny-mimic", sweep_id="e2e")
+    assert front and all(f"{r['weighted_f1']:>12.4f}" in out for r in front)
+    assert "Configuration for experiment" not in out  # Tune's own tables stay quiet
+    # the same front from the query command
+    assert main(["pareto", "--store", str(tmp_path / "store"), "--dataset", "tiny-mimic"]) == 0
+    import ray
+
+    assert not ray.is_initialized()  # the local Ray the sweep started is stopped again
+
+
+def test_dry_run_starts_no_ray(write_space, capsys):
+    import ray
+
+    assert main(["sweep", str(write_space()), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "ε=3: 2 trials over rank, lr, clip, sigma" in out and "total: 6 trials" in out
+    assert not ray.is_initialized()
+
+
+def test_existing_sweep_name_needs_resume(write_space, tmp_path, capsys):
+    from datetime import datetime, timezone
+
+    store = ResultStore(tmp_path / "store")
+    store.append({"sweep_id": "taken", "trial_id": "t1", "dataset": "tiny-mimic", "dataset_format": "mimic-cxr",
+                  "model": "m", "status": "failed", "epsilon_target": 8.0, "started_at": datetime.now(timezone.utc),
+                  "config_json": "{}"})
+    assert main(["sweep", str(write_space()), "--name", "taken"]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+
+
+def test_resume_after_driver_killed(write_space, tmp_path):
+    """Kill the driver (SIGKILL) once trials have landed; --resume completes the sweep exactly."""
+    space = write_space()
+    runs = str(tmp_path / "runs")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "dpsweep.cli", "sweep", str(space), "--name", "killed",
+                             "--runs-dir", runs], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(_rows(tmp_path / "store", "killed")) < 2:
+            assert proc.poll() is None, "sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "no rows after 240 s"
+            time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = {r["trial_id"]: r for r in _rows(tmp_path / "store", "killed")}
+    assert 2 <= len(before) < 6
+    time.sleep(2)  # let the killed driver's Ray processes go (they share its fate)
+    assert main(["sweep", str(space), "--resume", "--name", "killed", "--runs-dir", runs]) == 0
+    after = _rows(tmp_path / "store", "killed")
+    assert sorted(r["epsilon_target"] for r in after) == [3, 3, 8, 8, math.inf, math.inf]
+    _check_rows(after)
+    kept = {r["trial_id"]: r for r in after if r["trial_id"] in before}
+    assert kept == before  # rows written before the kill are untouched
