@@ -160,12 +160,21 @@ def _connect(address: str | None, spec: SweepSpec, log) -> bool:
     target = address or os.environ.get("RAY_ADDRESS")
     if target:
         log(f"joining Ray cluster at {target}")
-        ray.init(address=target, runtime_env=env, log_to_driver=True)
+        # cluster/local.sh keeps its session in DPSWEEP_RAY_TMP: 'auto' reads the address there
+        temp_dir = os.environ.get("DPSWEEP_RAY_TMP") if target == "auto" else None
+        ray.init(address=target, runtime_env=env, log_to_driver=_log_to_driver(),
+                 **({"_temp_dir": temp_dir} if temp_dir else {}))
         return True
     cpus = os.cpu_count() or 1
     log(f"starting a local Ray instance ({cpus} CPUs)")
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, runtime_env=env, log_to_driver=True)
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, runtime_env=env,
+             log_to_driver=_log_to_driver())
     return True
+
+
+def _log_to_driver() -> bool:
+    """Trial output (counts and metrics only, never report text) is shown unless RAY_LOG_TO_DRIVER=0."""
+    return os.environ.get("RAY_LOG_TO_DRIVER", "1") != "0"
 
 
 def tune_space(params: tuple[Param, ...]) -> dict[str, Any]:
