@@ -79,3 +79,14 @@ def test_cache_refused_when_prefix_is_not_fixed(case, why):
 def test_cache_refused_over_memory_limit():
     _, _, sequences = _batch()
     assert "GiB" in _model().enable_prefix_cache(sequences, pad_id=0, max_bytes=10)
+
+
+def test_shared_states_are_reused_and_missing_ones_computed():
+    ids, mask, sequences = _batch()
+    plain = _model()
+    first = copy.deepcopy(plain)
+    first.enable_prefix_cache(sequences[:3], pad_id=0)
+    second = copy.deepcopy(plain)
+    assert second.enable_prefix_cache(sequences, pad_id=0, states=first.prefix_cache.states) == ""
+    assert len(second.prefix_cache.states) == len(sequences)
+    torch.testing.assert_close(second(ids, mask), plain(ids, mask), rtol=1e-5, atol=1e-5)

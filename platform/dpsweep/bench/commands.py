@@ -30,6 +30,13 @@ def add_bench_command(sub) -> None:
     real.add_argument("--max-epochs", type=float, default=None)
     real.add_argument("--out", help="write the JSON report here")
     real.set_defaults(func=_real)
+    sweep = bsub.add_parser("sweep", help="share of sweep trial time outside training steps (Ray, Tune, loading)")
+    sweep.add_argument("--space", default="search_spaces/quickstart.yaml")
+    sweep.add_argument("--workers", type=int, default=1, help="Ray Train workers per trial")
+    sweep.add_argument("--trials-per-target", type=int, default=None)
+    sweep.add_argument("--epsilons", type=float, nargs="+", default=None, help="ε targets to run (default: the file's)")
+    sweep.add_argument("--out", help="write the JSON report here")
+    sweep.set_defaults(func=_sweep)
 
 
 def _print(obj: dict) -> None:
@@ -64,4 +71,16 @@ def _real(args) -> int:
     overrides = {k: v for k, v in (("max_length", args.max_length), ("max_epochs", args.max_epochs)) if v}
     dump(bench_real(Path(args.data) if args.data else SHARED_CT, **overrides),
          Path(args.out) if args.out else None)
+    return 0
+
+
+def _sweep(args) -> int:
+    from dpsweep.bench.sweep import bench_sweep
+    from dpsweep.cli import json_safe
+
+    report = bench_sweep(args.space, workers=args.workers, trials_per_target=args.trials_per_target,
+                         epsilons=tuple(args.epsilons) if args.epsilons else None)
+    _print(json_safe({k: v for k, v in report.items() if k != "per_trial"}))
+    if args.out:
+        Path(args.out).write_text(json.dumps(json_safe(report), indent=1))
     return 0

@@ -71,11 +71,14 @@ class PooledClassifier(nn.Module):
         return self.head(pool(hidden, attention_mask, self.pooling))
 
     def enable_prefix_cache(self, sequences: list[list[int]], *, pad_id: int,
-                            max_bytes: int = DEFAULT_MAX_CACHE_BYTES) -> str:
+                            max_bytes: int = DEFAULT_MAX_CACHE_BYTES,
+                            states: dict[bytes, torch.Tensor] | None = None) -> str:
         """Cache the frozen layers' output for `sequences` (see dpsweep.model.prefix).
 
         Returns why it did not, or "" when the cache is on. Needs LoRA on top layers only
         and no dropout in the frozen layers (their output must be a fixed function).
+        `states` are ones computed earlier for the same model and layers (a sweep computes
+        them once for all its trials); sequences they lack are computed here.
         """
         first = first_adapted_layer(self.backbone)
         if first is None or first < 1:
@@ -89,8 +92,11 @@ class PooledClassifier(nn.Module):
         if prefix is None:
             return f"no layer list found in model type {self.backbone.config.model_type!r}"
         cache = PrefixCache(prefix, first)
+        if states:
+            cache.states.update(states)
+        missing = [s for s in sequences if PrefixCache.key(torch.tensor(s)) not in cache.states]
         device = self.head.weight.device
-        fill_cache(cache, lambda ids, mask: self.backbone(input_ids=ids, attention_mask=mask), sequences,
+        fill_cache(cache, lambda ids, mask: self.backbone(input_ids=ids, attention_mask=mask), missing,
                    pad_id=pad_id, device=device)
         self.prefix_cache = cache
         return ""

@@ -16,7 +16,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from dpsweep.sweep.trainable import METRIC, config_for, row_from_json
+from dpsweep.sweep.trainable import METRIC, TIMING_KEYS, config_for, row_from_json
 from dpsweep.train.config import TrialConfig
 
 
@@ -30,7 +30,7 @@ class TrialTiming:
     epsilon_target: float
     driver_seconds: float    # trial start -> completion, seen from the driver
     trial_seconds: float     # inside the trial function
-    train_seconds: float     # inside the training loop (steps only)
+    parts: dict[str, float] = field(default_factory=dict)  # load/cache/train/eval/worker start seconds
 
 
 @dataclass
@@ -87,7 +87,7 @@ class StoreCallback(Callback):
             self.progress.timings.append(TrialTiming(
                 trial_id=trial.trial_id, epsilon_target=self.epsilon,
                 driver_seconds=time.perf_counter() - started, trial_seconds=float(result.get("trial_seconds", 0)),
-                train_seconds=float(result.get("train_seconds", 0))))
+                parts={k: float(v) for k, v in result.items() if k in TIMING_KEYS and v is not None}))
         self.progress.finished(self.epsilon, result.get(METRIC), result.get("status", "completed"))
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:

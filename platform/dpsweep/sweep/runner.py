@@ -127,18 +127,55 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
     runs = str(Path(runs_dir).resolve()) if "://" not in runs_dir else runs_dir
     started_ray = _connect(address, spec, log)
     try:
+        _check_capacity(spec, log)
+        prefix_ref = _shared_prefix(spec, log) if progress.total else None
         for eps in spec.epsilons:
             if todo[eps] <= 0:
                 log(f"ε={_tag(eps)}: all {spec.trials_per_target} trials already stored")
                 continue
             _run_target(spec, plan, eps=eps, trials=todo[eps], sweep_id=sweep_id, store=store,
                         previous=[r for r in existing if r["epsilon_target"] == eps], runs_dir=runs,
-                        progress=progress, log=log)
+                        progress=progress, log=log, prefix_ref=prefix_ref)
     finally:
         if started_ray:
             ray.shutdown()
     written = len(stored_rows(store, dataset=plan.dataset, sweep_id=sweep_id)) - len(existing)
     return SweepOutcome(sweep_id, store.uri, plan.dataset, written, time.perf_counter() - started, progress)
+
+
+def _check_capacity(spec: SweepSpec, log) -> None:
+    """Say so when one trial asks for more than the cluster has (an autoscaler may add it)."""
+    import ray
+
+    r = spec.resources
+    need_cpu = r.workers_per_trial * r.cpus_per_worker + (0.1 if r.workers_per_trial > 1 else 0)
+    need_gpu = r.workers_per_trial * r.gpus_per_worker
+    have = ray.cluster_resources()
+    if need_cpu > have.get("CPU", 0) or need_gpu > have.get("GPU", 0):
+        log(f"warning: one trial needs {need_cpu:g} CPU / {need_gpu:g} GPU but the cluster has "
+            f"{have.get('CPU', 0):g} CPU / {have.get('GPU', 0):g} GPU now; trials wait until an "
+            "autoscaler adds nodes. Lower resources.* in the search space if none will come")
+
+
+def _shared_prefix(spec: SweepSpec, log):
+    """Compute the frozen lower layers once for every trial of the sweep; an object-store ref.
+
+    Only for one-worker trials with `lora_layers` (Ray Train workers compute their own).
+    The states stay in Ray's object store (memory), never on disk: they derive from reports.
+    """
+    if spec.resources.workers_per_trial != 1 or spec.base.lora_layers is None or not spec.base.prefix_cache:
+        return None
+    import ray
+
+    from dpsweep.train.loop import compute_prefix_states, load_trial_corpus
+
+    t0 = time.perf_counter()
+    states = compute_prefix_states(spec.base, load_trial_corpus(spec.base))
+    if states is None:
+        return None
+    log(f"computed the frozen lower layers once for all trials ({len(states)} reports, "
+        f"{time.perf_counter() - t0:.1f} s)")
+    return ray.put(states)
 
 
 def _connect(address: str | None, spec: SweepSpec, log) -> bool:
@@ -151,6 +188,9 @@ def _connect(address: str | None, spec: SweepSpec, log) -> bool:
 
     for name in ("ray.tune", "ray.train", "ray.air"):  # our callbacks print the progress that matters
         logging.getLogger(name).setLevel(logging.WARNING)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's tables off: our callbacks report progress
@@ -220,7 +260,7 @@ def _previous_points(previous: list[dict], params: tuple[Param, ...]) -> tuple[l
 
 
 def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sweep_id: str, store,
-                previous: list[dict], runs_dir: str, progress, log) -> None:
+                previous: list[dict], runs_dir: str, progress, log, prefix_ref=None) -> None:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
@@ -236,7 +276,8 @@ def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sw
                  "gpus_per_worker": r.gpus_per_worker}
     prefix = f"eps{tag}-{len(previous)}"  # distinct trial ids across resumed runs
     trainable = tune.with_parameters(sweep_trial, base=base, sweep_id=sweep_id, trial_prefix=prefix,
-                                     dataset_name=plan.dataset, resources=resources, runs_dir=runs_dir)
+                                     dataset_name=plan.dataset, resources=resources, runs_dir=runs_dir,
+                                     prefix_ref=prefix_ref)
     if r.workers_per_trial == 1:
         trainable = tune.with_resources(trainable, {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker})
     else:  # the trial only drives a TorchTrainer; its workers hold the CPUs/GPUs

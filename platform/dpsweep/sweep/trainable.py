@@ -18,6 +18,8 @@ from typing import Any
 from dpsweep.train.config import TrialConfig
 
 METRIC = "weighted_f1"
+# Where a trial's time went (TrialResult fields), reported for `dpsweep bench sweep`
+TIMING_KEYS = ("load_seconds", "worker_start_seconds", "cache_seconds", "train_seconds", "eval_seconds")
 
 
 def config_for(params: dict[str, Any], base: dict[str, Any]) -> TrialConfig:
@@ -33,11 +35,15 @@ _TRIAL_KEYS = set(TrialConfig.__dataclass_fields__)
 
 
 def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, trial_prefix: str,
-                dataset_name: str | None, resources: dict[str, Any], runs_dir: str) -> None:
+                dataset_name: str | None, resources: dict[str, Any], runs_dir: str,
+                prefix_ref: dict | None = None) -> None:
     """Tune function trainable (Ray 2.60 function API): train, evaluate, report once."""
     from ray import tune
 
+    from dpsweep.cli import _quiet_libraries
     from dpsweep.train.record import result_row
+
+    _quiet_libraries()
 
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -52,15 +58,20 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
             cpus_per_worker=resources["cpus_per_worker"], gpus_per_worker=resources["gpus_per_worker"],
             storage_path=f"{runs_dir}/train", name=trial_id)
     else:
+        import torch
+
         from dpsweep.train.loop import run_trial
 
-        result = run_trial(config)
+        torch.set_num_threads(max(1, int(resources["cpus_per_worker"])))  # one thread per CPU Ray gave us
+        # tune.with_parameters hands object-store refs over already resolved
+        result = run_trial(config, prefix_states=prefix_ref)
     if dataset_name:
         result.dataset = dataset_name
     row = result_row(result, sweep_id=sweep_id, trial_id=trial_id, started_at=started_at)
     score = result.val.weighted_f1 if result.val is not None else 0.0  # infeasible: nothing learned
+    timings = {key: float(getattr(result, key, 0.0) or 0.0) for key in TIMING_KEYS}
     tune.report({METRIC: score, "status": result.status, "row_json": json.dumps(_json_safe(row), default=str),
-                 "train_seconds": result.train_seconds, "trial_seconds": time.perf_counter() - t0,
+                 "trial_seconds": time.perf_counter() - t0, **timings,
                  "epsilon_spent": _finite_or_none(result.ledger.epsilon)})
 
 

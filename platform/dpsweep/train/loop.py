@@ -10,8 +10,9 @@ import random
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,6 +62,10 @@ class TrialResult:
     train_seconds: float = 0.0
     wall_seconds: float = 0.0
     step_seconds: float = 0.0
+    worker_start_seconds: float = 0.0  # starting a Ray Train worker group (0 when trained in-process)
+    load_seconds: float = 0.0   # corpus, model and tokenisation, before training
+    cache_seconds: float = 0.0  # frozen-layer cache (see dpsweep.model.prefix)
+    eval_seconds: float = 0.0   # validation and test evaluation
 
     def to_dict(self) -> dict:
         """Flat summary (the `dpsweep train --json` object); inf is kept as float inf."""
@@ -71,7 +76,7 @@ class TrialResult:
                "lr": self.config.lr, "batch_size": self.config.batch_size,
                "max_length": self.config.max_length, "seed": self.config.seed,
                "train_seconds": self.train_seconds, "wall_seconds": self.wall_seconds,
-               "step_seconds": self.step_seconds}
+               "step_seconds": self.step_seconds, "worker_start_seconds": self.worker_start_seconds}
         for prefix, metrics in (("", self.val), ("test_", self.test)):
             if metrics is not None:
                 out.update(metrics.to_dict(prefix))
@@ -97,67 +102,140 @@ def load_trial_corpus(config: TrialConfig) -> Corpus:
     return load_corpus(config.dataset_format, config.data_path, options)
 
 
-def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, log: Log = log_stderr) -> TrialResult:
-    """Run one trial end to end and return its result (raises UserInputError on bad input)."""
+def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, log: Log = log_stderr,
+              prefix_states: dict | None = None) -> TrialResult:
+    """Run one trial end to end and return its result (raises UserInputError on bad input).
+
+    `prefix_states`: frozen-layer outputs computed once for a whole sweep (see
+    `compute_prefix_states`); reports they lack are computed here.
+    """
     started = time.perf_counter()
     resolve_model_path(config.model)  # a wrong model folder fails before any data is read
     corpus = corpus if corpus is not None else load_trial_corpus(config)
-    n_train = len(corpus.train)
-    validate_privacy_args(epsilon_target=config.epsilon, delta=config.delta, n_train=n_train,
-                          sigma=config.sigma, clip=config.clip)
-    plan = plan_steps(config, n_train=n_train)
-    base = dict(config=config, dataset=corpus.name, label_names=corpus.label_names,
-                n_train=n_train, n_val=len(corpus.val), n_test=len(corpus.test) if corpus.test else 0)
+    plan = plan_trial(config, corpus)
     if not plan.feasible:
         log(f"infeasible: {plan.reason}")
-        ledger = _ledger(config, plan, steps=0)
-        return TrialResult(status="infeasible", ledger=ledger, reason=plan.reason,
-                           wall_seconds=time.perf_counter() - started, **base)
-    log(f"{corpus.name}: {n_train} train / {len(corpus.val)} val reports, "
-        f"{'ε target ' + format(config.epsilon, 'g') if config.private else 'non-private'}, "
-        f"q={plan.sample_rate:.4g}, σ={plan.sigma:.4g}, {plan.steps} steps "
-        f"({plan.steps / plan.steps_per_epoch:.2f} epochs){'; ' + plan.reason if plan.reason else ''}")
+        return infeasible_result(config, corpus, plan, wall_seconds=time.perf_counter() - started)
+    log(plan_summary(config, corpus, plan))
+    model, tokenizer = trial_model(config, num_labels=len(corpus.label_names))
+    train = encode(corpus.train, tokenizer, max_length_tokens=config.max_length)
+    t_cache = time.perf_counter()
+    cache_prefix(model, train, config, log=log, states=prefix_states)
+    t0 = time.perf_counter()
+    model, steps = fit(model, train, config, plan, log=log)
+    train_seconds = time.perf_counter() - t0
+    result = evaluate_trial(model, tokenizer, config, corpus, plan, ledger=trial_ledger(config, plan, steps=steps),
+                            train_seconds=train_seconds)
+    result.wall_seconds = time.perf_counter() - started
+    result.load_seconds, result.cache_seconds = t_cache - started, t0 - t_cache
+    result.eval_seconds = result.wall_seconds - (t0 - started) - train_seconds
+    log(done_summary(result))
+    return result
 
+
+def plan_trial(config: TrialConfig, corpus: Corpus) -> StepPlan:
+    """Check the privacy arguments against the corpus, then calibrate (σ, steps)."""
+    validate_privacy_args(epsilon_target=config.epsilon, delta=config.delta, n_train=len(corpus.train),
+                          sigma=config.sigma, clip=config.clip)
+    return plan_steps(config, n_train=len(corpus.train))
+
+
+def plan_summary(config: TrialConfig, corpus: Corpus, plan: StepPlan) -> str:
+    """One log line: data sizes, budget, q, σ and steps."""
+    return (f"{corpus.name}: {len(corpus.train)} train / {len(corpus.val)} val reports, "
+            f"{'ε target ' + format(config.epsilon, 'g') if config.private else 'non-private'}, "
+            f"q={plan.sample_rate:.4g}, σ={plan.sigma:.4g}, {plan.steps} steps "
+            f"({plan.steps / plan.steps_per_epoch:.2f} epochs){'; ' + plan.reason if plan.reason else ''}")
+
+
+def done_summary(result: TrialResult) -> str:
+    """One log line: validation F1, ε spent, steps and training time."""
+    return (f"done: weighted F1 {result.val.weighted_f1:.4f} (tuned thresholds {result.val_tuned.weighted_f1:.4f}), "
+            f"macro F1 {result.val.macro_f1:.4f}, ε spent {_fmt_eps(result.ledger.epsilon)}, "
+            f"{result.ledger.steps} steps in {result.train_seconds:.1f} s")
+
+
+def _corpus_fields(config: TrialConfig, corpus: Corpus) -> dict[str, Any]:
+    return dict(config=config, dataset=corpus.name, label_names=corpus.label_names, n_train=len(corpus.train),
+                n_val=len(corpus.val), n_test=len(corpus.test) if corpus.test else 0)
+
+
+def infeasible_result(config: TrialConfig, corpus: Corpus, plan: StepPlan, *, wall_seconds: float) -> TrialResult:
+    """The result of a trial whose budget allows no training at all."""
+    return TrialResult(status="infeasible", ledger=trial_ledger(config, plan, steps=0), reason=plan.reason,
+                       wall_seconds=wall_seconds, **_corpus_fields(config, corpus))
+
+
+def trial_model(config: TrialConfig, *, num_labels: int, device: str | torch.device = "cpu"):
+    """(classifier, tokenizer) of a trial: seeded, LoRA injected on `device`."""
     seed_everything(config.seed)
     spec = ModelSpec(name_or_path=config.model, pooling=config.pooling, head_bias_init=config.head_bias_init,
                      backbone_dropout=config.backbone_dropout,
                      lora=LoraSettings(rank=config.rank, alpha=config.lora_alpha,
                                        dropout=config.lora_dropout, targets=config.lora_targets,
                                        top_layers=config.lora_layers))
-    model, tokenizer = load_classifier(spec, num_labels=len(corpus.label_names))
-    train = encode(corpus.train, tokenizer, max_length_tokens=config.max_length)
-    t0 = time.perf_counter()
-    model, steps = fit(model, train, config, plan, log=log)
-    train_seconds = time.perf_counter() - t0
-    ledger = _ledger(config, plan, steps=steps)
+    return load_classifier(spec, num_labels=num_labels, device=device)
 
+
+def evaluate_trial(model, tokenizer, config: TrialConfig, corpus: Corpus, plan: StepPlan, *,
+                   ledger: PrivacyLedger, train_seconds: float) -> TrialResult:
+    """A completed trial's result: validation (and test) metrics of the trained model.
+
+    Thresholds are tuned per label on validation and applied unchanged to test.
+    `wall_seconds` is left for the caller, who knows when the trial started.
+    """
     val = encode(corpus.val, tokenizer, max_length_tokens=config.max_length)
     probs = predict(model, val, batch_size=config.eval_batch_size)
     thresholds = tune_thresholds(probs, corpus.val.labels, corpus.val.mask)
     result = TrialResult(
-        status="completed", ledger=ledger, epochs=steps / plan.steps_per_epoch,
+        status="completed", ledger=ledger, epochs=ledger.steps / plan.steps_per_epoch,
         val=evaluate(probs, corpus.val.labels, corpus.val.mask, corpus.label_names),
         val_tuned=evaluate(probs, corpus.val.labels, corpus.val.mask, corpus.label_names, thresholds=thresholds),
         thresholds=[float(t) for t in thresholds], train_seconds=train_seconds,
-        step_seconds=train_seconds / max(steps, 1), **base)
+        step_seconds=train_seconds / max(ledger.steps, 1), **_corpus_fields(config, corpus))
     if corpus.test is not None and len(corpus.test):
         test = encode(corpus.test, tokenizer, max_length_tokens=config.max_length)
         test_probs = predict(model, test, batch_size=config.eval_batch_size)
         result.test = evaluate(test_probs, corpus.test.labels, corpus.test.mask, corpus.label_names)
         result.test_tuned = evaluate(test_probs, corpus.test.labels, corpus.test.mask, corpus.label_names,
                                      thresholds=thresholds)
-    result.wall_seconds = time.perf_counter() - started
-    log(f"done: weighted F1 {result.val.weighted_f1:.4f} (tuned thresholds {result.val_tuned.weighted_f1:.4f}), "
-        f"macro F1 {result.val.macro_f1:.4f}, ε spent {_fmt_eps(ledger.epsilon)}, "
-        f"{steps} steps in {train_seconds:.1f} s")
     return result
+
+
+def cache_prefix(model, train: EncodedSplit, config: TrialConfig, *, log: Log, states: dict | None = None) -> None:
+    """Compute the frozen lower layers once for the training reports (dpsweep.model.prefix)."""
+    if not config.prefix_cache or config.lora_layers is None:
+        return
+    t0 = time.perf_counter()
+    why_not = model.enable_prefix_cache(train.input_ids, pad_id=train.pad_id, states=states)
+    if why_not:
+        log(f"frozen-layer cache off: {why_not}")
+    else:
+        log(f"cached the {model.prefix_cache.first_adapted} frozen lower layers for {len(train)} reports "
+            f"in {time.perf_counter() - t0:.1f} s{' (shared by the sweep)' if states else ''}")
+
+
+def compute_prefix_states(config: TrialConfig, corpus: Corpus) -> dict | None:
+    """Frozen-layer outputs of the training reports, to share across a sweep's trials.
+
+    Valid for every trial that differs only in what LoRA rank, lr, clip, σ, batch or
+    epochs it uses: the frozen layers and the tokens are the same. None when the config
+    does not cache (no lora_layers, cache off, or too large).
+    """
+    if not config.prefix_cache or config.lora_layers is None:
+        return None
+    model, tokenizer = trial_model(config, num_labels=len(corpus.label_names))
+    train = encode(corpus.train, tokenizer, max_length_tokens=config.max_length)
+    if model.enable_prefix_cache(train.input_ids, pad_id=train.pad_id):
+        return None
+    return model.prefix_cache.states
 
 
 def _fmt_eps(eps: float) -> str:
     return "inf" if math.isinf(eps) else f"{eps:.4g}"
 
 
-def _ledger(config: TrialConfig, plan: StepPlan, *, steps: int) -> PrivacyLedger:
+def trial_ledger(config: TrialConfig, plan: StepPlan, *, steps: int) -> PrivacyLedger:
     """The privacy ledger for the steps actually taken (ε recomputed by the accountant)."""
     if not config.private:
         return PrivacyLedger.non_private(delta=config.delta, sample_rate=plan.sample_rate, steps=steps)
@@ -183,18 +261,30 @@ def _optimizer_and_schedule(model, config: TrialConfig, total_steps: int):
 
 def fit(model, train: EncodedSplit, config: TrialConfig, plan: StepPlan, *, log: Log):
     """Train for plan.steps logical steps; returns (model, steps actually taken)."""
-    if config.private:
-        return _fit_private(model, train, config, plan, log=log)
-    return _fit_non_private(model, train, config, plan, log=log)
+    trainer = make_trainer(model, train, config, plan)
+    steps = trainer.run(on_step=Progress(plan.steps, log, epsilon_after(config, plan)).step)
+    return trainer.module, steps
 
 
-class _Progress:
+def epsilon_after(config: TrialConfig, plan: StepPlan) -> Callable[[int], float] | None:
+    """ε spent after t steps of this trial's plan (None without DP), for progress lines."""
+    if not config.private:
+        return None
+
+    def epsilon_of(t: int) -> float:
+        return compute_epsilon(sigma=plan.sigma, sample_rate=plan.sample_rate, steps=t,
+                               delta=config.delta, accountant=config.accountant)
+    return epsilon_of
+
+
+class Progress:
     """Prints about ten progress lines per trial: step, loss, ε so far, time."""
 
-    def __init__(self, total: int, log: Log, epsilon_of: Callable[[int], float] | None):
+    def __init__(self, total: int, log: Log, epsilon_of: Callable[[int], float] | None, *, first_step: int = 0):
         self.total, self.log, self.epsilon_of = total, log, epsilon_of
         self.every = max(1, total // 10)
         self.start = time.perf_counter()
+        self.first_step = first_step  # steps already taken before this run (resumed from a checkpoint)
         self.losses: list[float] = []
 
     def step(self, steps: int, loss: float) -> None:
@@ -203,83 +293,220 @@ class _Progress:
             return
         eps = f", ε so far {_fmt_eps(self.epsilon_of(steps))}" if self.epsilon_of else ""
         elapsed = time.perf_counter() - self.start
-        eta = elapsed / steps * (self.total - steps)
+        eta = elapsed / max(steps - self.first_step, 1) * (self.total - steps)
         recent = float(np.mean(self.losses[-self.every:]))
         self.log(f"step {steps}/{self.total}  loss {recent:.4f}{eps}  {elapsed:.0f} s elapsed, ETA {eta:.0f} s")
 
 
-def _fit_non_private(model, train: EncodedSplit, config: TrialConfig, plan: StepPlan, *, log: Log):
-    criterion = MultiLabelBCE("sum")
-    optimizer, schedule = _optimizer_and_schedule(model, config, plan.steps)
-    collate = PadCollate(train.pad_id)
-    rng = np.random.default_rng(config.seed)
-    lengths = [len(ids) for ids in train.input_ids]
-    progress = _Progress(plan.steps, log, None)
-    steps = 0
-    while steps < plan.steps:
-        order = rng.permutation(len(train))
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            loss_sum = 0.0
-            for chunk in length_sorted_chunks(batch, lengths, config.physical_batch_size):
-                input_ids, attention, targets = collate([train[i] for i in chunk])
-                loss = criterion(model(input_ids, attention), targets) / len(batch)
-                loss.backward()
-                loss_sum += float(loss.detach())
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            schedule.step()
-            steps += 1
-            progress.step(steps, loss_sum)
-            if steps >= plan.steps:
-                break
-    return model, steps
+# -- The training loop, in pieces the distributed trial (dpsweep.distributed) reuses. --
+
+StepHook = Callable[[int, float], None]  # called after each logical step with (steps taken, loss)
 
 
-def _fit_private(model, train: EncodedSplit, config: TrialConfig, plan: StepPlan, *, log: Log):
-    from opacus import PrivacyEngine
-    from torch.utils.data import DataLoader
+@dataclass(frozen=True)
+class World:
+    """Where one copy of the training loop runs: its rank among `size` copies, and its device."""
 
-    optimizer, schedule = _optimizer_and_schedule(model, config, plan.steps)
-    loader = DataLoader(train, batch_size=config.batch_size, collate_fn=PadCollate(train.pad_id))
-    engine = PrivacyEngine(accountant=config.accountant)
-    criterion = MultiLabelBCE("mean")
-    private = engine.make_private(
-        module=model, optimizer=optimizer, data_loader=loader, criterion=criterion,
-        noise_multiplier=plan.sigma, max_grad_norm=config.clip, poisson_sampling=True,
-        grad_sample_mode=config.grad_sample_mode)
-    if config.grad_sample_mode == "ghost":
-        dp_model, dp_optimizer, criterion, dp_loader = private
-    else:
-        dp_model, dp_optimizer, dp_loader = private
-    assert math.isclose(dp_loader.sample_rate, plan.sample_rate), "Opacus q differs from the calibrated q"
+    rank: int = 0
+    size: int = 1
+    device: str = "cpu"
 
-    progress = _Progress(plan.steps, log,
-                         lambda t: compute_epsilon(sigma=plan.sigma, sample_rate=plan.sample_rate, steps=t,
-                                                   delta=config.delta, accountant=config.accountant))
-    steps = 0
-    losses: list[float] = []
-    # Frozen embeddings mean no input of a hooked module needs a gradient; Opacus' full
-    # backward hooks are still correct then, and torch says so on every step.
-    warnings.filterwarnings("ignore", message="Full backward hook is firing")
-    memory_safe_loader = length_sorted_memory_manager(
-        dp_loader, max_physical_batch_size=config.physical_batch_size, optimizer=dp_optimizer,
-        lengths=[len(ids) for ids in train.input_ids])
-    while steps < plan.steps:
-        for input_ids, attention, targets in memory_safe_loader:
-            loss = criterion(dp_model(input_ids, attention), targets)
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The classifier inside Opacus' GradSampleModule and (DP)DDP wrappers."""
+    from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
+    from opacus.grad_sample import GradSampleModule
+
+    while True:
+        if isinstance(model, GradSampleModule):
+            model = model._module
+        elif isinstance(model, (DPDDP, torch.nn.parallel.DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
+
+
+class Trainer:
+    """One trial's training state: model, optimizer, LR schedule and steps taken.
+
+    `run` trains until the plan's step count; `state_dict`/`load_state_dict` hold what a
+    checkpoint needs to resume (the private trainer adds its accountant's history).
+    """
+
+    def __init__(self, model: torch.nn.Module, config: TrialConfig, plan: StepPlan, world: World):
+        self.model = model  # what the forward pass runs on (possibly wrapped)
+        self.config, self.plan, self.world = config, plan, world
+        self.optimizer, self.schedule = _optimizer_and_schedule(unwrap(model), config, plan.steps)
+        self.steps = 0
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return unwrap(self.model)
+
+    def run(self, *, on_step: StepHook | None = None) -> int:
+        """Take the remaining logical steps of the plan; returns the steps taken in all."""
+        for loss in self._logical_steps():
+            if on_step is not None:
+                on_step(self.steps, loss)
+        return self.steps
+
+    def _logical_steps(self) -> Iterator[float]:
+        raise NotImplementedError
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The trained weights (LoRA adapters and head) by parameter name, on the CPU."""
+        return {name: p.detach().cpu().clone() for name, p in self.module.named_parameters() if p.requires_grad}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"trainable": self.trainable_state(), "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        params = {name: p for name, p in self.module.named_parameters() if p.requires_grad}
+        assert set(params) == set(state["trainable"]), "checkpoint holds other trainable parameters"
+        with torch.no_grad():
+            for name, value in state["trainable"].items():
+                params[name].copy_(value)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.steps = int(state["steps"])
+
+
+class NonPrivateTrainer(Trainer):
+    """Plain minibatch training; with several ranks each takes a share of every batch."""
+
+    def __init__(self, model, train: EncodedSplit, config: TrialConfig, plan: StepPlan, *, world: World = World()):
+        super().__init__(model, config, plan, world)
+        self.train = train
+        self.criterion = MultiLabelBCE("sum")
+        self.collate = PadCollate(train.pad_id)
+        self.lengths = [len(ids) for ids in train.input_ids]
+
+    def _logical_steps(self) -> Iterator[float]:
+        batches = _epoch_batches(np.random.default_rng(self.config.seed), n=len(self.train),
+                                 batch_size=self.config.batch_size)
+        for _ in range(self.steps):  # resumed: skip the batches already trained on
+            next(batches)
+        while self.steps < self.plan.steps:
+            batch = next(batches)
+            loss = self._backward(batch[self.world.rank :: self.world.size], batch_size=len(batch))
+            if self.world.size > 1:
+                _sum_gradients_across_ranks(self.optimizer)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.schedule.step()
+            self.steps += 1
+            yield loss
+
+    def _backward(self, indices, *, batch_size: int) -> float:
+        """Accumulate this rank's share of the batch-mean loss gradient; returns its loss."""
+        loss_sum = 0.0
+        for chunk in length_sorted_chunks(indices, self.lengths, self.config.physical_batch_size) if len(indices) else []:
+            input_ids, attention, targets = (t.to(self.world.device) for t in self.collate([self.train[i] for i in chunk]))
+            loss = self.criterion(self.model(input_ids, attention), targets) / batch_size
             loss.backward()
-            losses.append(float(loss.detach()) * len(targets))
-            dp_optimizer.step()
-            dp_optimizer.zero_grad(set_to_none=True)
-            if dp_optimizer._is_last_step_skipped:
-                continue
-            steps += 1
-            schedule.step()
-            progress.step(steps, sum(losses) / max(plan.sample_rate * len(train), 1))
-            losses.clear()
-            if steps >= plan.steps:
-                break
-    accountant_steps = sum(n for _, _, n in engine.accountant.history)
-    assert accountant_steps == steps, f"accountant counted {accountant_steps} steps, loop took {steps}"
-    return dp_model._module if hasattr(dp_model, "_module") else dp_model, steps
+            loss_sum += float(loss.detach())
+        return loss_sum
+
+
+def _epoch_batches(rng: np.random.Generator, *, n: int, batch_size: int) -> Iterator[np.ndarray]:
+    """Shuffled minibatches, epoch after epoch (the last batch of an epoch may be short)."""
+    while True:
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            yield order[start : start + batch_size]
+
+
+def _sum_gradients_across_ranks(optimizer: torch.optim.Optimizer) -> None:
+    """All-reduce (sum) the gradients: each rank's loss is already divided by the whole batch."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
+
+
+class PrivateTrainer(Trainer):
+    """DP-SGD with Opacus: Poisson sampling, per-sample clipping, Gaussian noise.
+
+    Pass a model wrapped in Opacus' DPDDP to train on several ranks: Opacus then samples
+    per rank (DistributedUniformWithReplacementSampler) and adds noise on rank 0 only.
+    `adapt_loader` may replace Opacus' Poisson loader before batches are split into
+    physical chunks (the distributed trial keeps its ranks in step with it).
+    """
+
+    def __init__(self, model, train: EncodedSplit, config: TrialConfig, plan: StepPlan, *, world: World = World(),
+                 generator: torch.Generator | None = None,
+                 adapt_loader: Callable[[Any], Any] | None = None):
+        from opacus import PrivacyEngine
+        from torch.utils.data import DataLoader
+
+        super().__init__(model, config, plan, world)
+        loader = DataLoader(train, batch_size=config.batch_size, collate_fn=PadCollate(train.pad_id),
+                            generator=generator)
+        self.engine = PrivacyEngine(accountant=config.accountant)
+        self.criterion = MultiLabelBCE("mean")
+        private = self.engine.make_private(
+            module=model, optimizer=self.optimizer, data_loader=loader, criterion=self.criterion,
+            noise_multiplier=plan.sigma, max_grad_norm=config.clip, poisson_sampling=True,
+            grad_sample_mode=config.grad_sample_mode)
+        if config.grad_sample_mode == "ghost":
+            self.model, self.optimizer, self.criterion, dp_loader = private
+        else:
+            self.model, self.optimizer, dp_loader = private
+        assert math.isclose(dp_loader.sample_rate, plan.sample_rate), "Opacus q differs from the calibrated q"
+        if adapt_loader is not None:
+            dp_loader = adapt_loader(dp_loader)
+        self.n_train = len(train)
+        self.batches = length_sorted_memory_manager(
+            dp_loader, max_physical_batch_size=config.physical_batch_size, optimizer=self.optimizer,
+            lengths=[len(ids) for ids in train.input_ids])
+
+    @property
+    def accountant_history(self) -> list[tuple[float, float, int]]:
+        """(σ, q, steps) entries the Opacus accountant has counted."""
+        return list(self.engine.accountant.history)
+
+    def run(self, *, on_step: StepHook | None = None) -> int:
+        steps = super().run(on_step=on_step)
+        counted = sum(n for _, _, n in self.engine.accountant.history)
+        assert counted == steps, f"accountant counted {counted} steps, loop took {steps}"
+        return steps
+
+    def _logical_steps(self) -> Iterator[float]:
+        # Frozen embeddings mean no input of a hooked module needs a gradient; Opacus' full
+        # backward hooks are still correct then, and torch says so on every step.
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        losses: list[float] = []
+        device = self.world.device
+        while self.steps < self.plan.steps:
+            for input_ids, attention, targets in self.batches:
+                targets = targets.to(device)
+                loss = self.criterion(self.model(input_ids.to(device), attention.to(device)), targets)
+                loss.backward()
+                losses.append(float(loss.detach()) * len(targets))
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.optimizer._is_last_step_skipped:
+                    continue
+                self.steps += 1
+                self.schedule.step()
+                yield sum(losses) / max(self.plan.sample_rate * self.n_train, 1)
+                losses.clear()
+                if self.steps >= self.plan.steps:
+                    break
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "accountant": self.engine.accountant.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.engine.accountant.load_state_dict(state["accountant"])
+
+
+def make_trainer(model, train: EncodedSplit, config: TrialConfig, plan: StepPlan, *, world: World = World(),
+                 **private_options: Any) -> Trainer:
+    """The private or non-private trainer the config asks for (options: see PrivateTrainer)."""
+    if config.private:
+        return PrivateTrainer(model, train, config, plan, world=world, **private_options)
+    return NonPrivateTrainer(model, train, config, plan, world=world)

@@ -1,0 +1,71 @@
+"""Per-rank Poisson sampling that keeps the ranks of a DP trial in step.
+
+Opacus' DistributedUniformWithReplacementSampler skips a rank's empty Poisson batch, so
+that rank would reach the next gradient all-reduce one step ahead of the others (and
+hang or mix steps). This variant yields every batch, empty ones too, so all ranks take
+exactly the same number of steps. Transformers cannot run a forward pass on zero rows,
+so an empty local batch becomes one placeholder row whose labels are all unknown: its
+loss, and so its per-sample gradient, is exactly zero, as an empty batch's would be.
+"""
+
+from __future__ import annotations
+
+import torch
+from opacus.utils.uniform_sampler import DistributedUniformWithReplacementSampler
+from torch.utils.data import DataLoader
+
+from dpsweep.train.batches import EncodedSplit, PadCollate
+from dpsweep.train.loss import IGNORE
+
+
+class LockstepPoissonSampler(DistributedUniformWithReplacementSampler):
+    """Opacus' per-rank Poisson sampler, yielding empty local batches instead of skipping them."""
+
+    def __iter__(self):
+        if self.shuffle:
+            g = torch.Generator()
+            g.manual_seed(self.shuffle_seed + self.epoch)
+            indices = torch.randperm(self.total_size, generator=g)
+        else:
+            indices = torch.arange(self.total_size)
+        indices = indices[self.rank : self.total_size : self.num_replicas]  # this rank's share
+        for _ in range(self.num_batches):
+            mask = torch.rand(self.num_samples, generator=self.generator) < self.sample_rate
+            yield indices[mask.nonzero(as_tuple=False).reshape(-1)].tolist()
+
+
+class EmptySafeCollate(PadCollate):
+    """PadCollate that turns an empty batch into one placeholder row of zero loss.
+
+    The placeholder is a single attended pad token with every label IGNORE, so the
+    masked loss is exactly 0 and so is its gradient; it carries no data.
+    """
+
+    def __init__(self, pad_id: int, *, num_labels: int):
+        super().__init__(pad_id)
+        self.num_labels = num_labels
+
+    def __call__(self, items):
+        if not items:
+            return (torch.full((1, 1), self.pad_id, dtype=torch.long), torch.ones((1, 1), dtype=torch.long),
+                    torch.full((1, self.num_labels), IGNORE, dtype=torch.float32))
+        return super().__call__(items)
+
+
+def lockstep_loader(dp_loader: DataLoader) -> DataLoader:
+    """Opacus' distributed Poisson loader with its sampler swapped for LockstepPoissonSampler.
+
+    Same q, same per-rank share of the data, same sampling generator: only empty batches
+    are kept.
+    """
+    sampler = dp_loader.batch_sampler
+    assert isinstance(sampler, DistributedUniformWithReplacementSampler), "expected Opacus' distributed sampler"
+    dataset: EncodedSplit = dp_loader.dataset
+    lockstep = LockstepPoissonSampler(total_size=sampler.total_size, sample_rate=sampler.sample_rate,
+                                      shuffle=sampler.shuffle, shuffle_seed=sampler.shuffle_seed,
+                                      generator=sampler.generator)
+    # A DataLoader draws a seed from its generator at every pass; a generator of its own keeps
+    # those draws out of the sampling stream, so a pass begun after a resume samples exactly
+    # as the uninterrupted run would have.
+    return DataLoader(dataset, batch_sampler=lockstep, generator=torch.Generator().manual_seed(0),
+                      collate_fn=EmptySafeCollate(dataset.pad_id, num_labels=dataset.targets.shape[1]))

@@ -1,0 +1,272 @@
+"""One rank of a distributed trial: the function every Ray Train worker runs.
+
+Each rank loads the corpus and builds the same seeded model; DP trials wrap it in
+Opacus' DPDDP, so each rank Poisson-samples its share of the data, clips per sample,
+and rank 0 alone adds the noise before the gradients are summed. Every
+`checkpoint_every_steps` steps rank 0 reports a checkpoint (see `state.py`); a restarted
+group resumes from the latest. Rank 0 evaluates and reports the outcome last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dpsweep.distributed.sampling import lockstep_loader
+from dpsweep.distributed.state import (
+    Outcome,
+    RankSummary,
+    Saved,
+    check_same_trial,
+    ledger_from_history,
+    read_checkpoint,
+    write_outcome,
+    write_training,
+)
+from dpsweep.privacy import PrivacyLedger
+from dpsweep.train.batches import encode
+from dpsweep.train.config import TrialConfig
+from dpsweep.train.loop import (
+    PrivateTrainer,
+    Progress,
+    Trainer,
+    World,
+    cache_prefix,
+    epsilon_after,
+    evaluate_trial,
+    load_trial_corpus,
+    log_stderr,
+    make_trainer,
+    trial_ledger,
+    trial_model,
+)
+from dpsweep.train.plan import StepPlan, sample_rate_for
+
+StepHookOnRank = Callable[..., None]  # called as hook(rank=..., steps=...) after every step
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """What every rank needs to run its share of one trial."""
+
+    config: TrialConfig
+    plan: StepPlan
+    checkpoint_every_steps: int
+    use_gpu: bool = False
+    threads_per_worker: int = 1
+    step_hook: StepHookOnRank | None = None  # tests inject worker failures here
+
+
+def train_worker(loop_config: dict[str, Any]) -> None:
+    """Ray Train entry point (`train_loop_per_worker`): train, checkpoint, evaluate."""
+    import ray.train
+
+    started_at = time.time()
+    job: WorkerJob = loop_config["job"]
+    torch.set_num_threads(job.threads_per_worker)
+    world = _world(job)
+    saved = read_checkpoint(ray.train.get_checkpoint())
+    if saved is not None:
+        check_same_trial(saved.config_json, job.config, where="the run's storage")
+        if saved.outcome is not None:  # finished before a restart: hand the same outcome back
+            _report_outcome(saved.outcome, world)
+            return
+    corpus = load_trial_corpus(job.config)
+    assert math.isclose(sample_rate_for(n_train=len(corpus.train), batch_size=job.config.batch_size),
+                        job.plan.sample_rate), "this rank's corpus differs from the one the trial was planned on"
+    model, tokenizer = trial_model(job.config, num_labels=len(corpus.label_names), device=world.device)
+    train = encode(corpus.train, tokenizer, max_length_tokens=job.config.max_length)
+    cache_prefix(model, train, job.config, log=log_stderr if world.rank == 0 else _quiet)
+    generator = torch.Generator().manual_seed(_rank_seed(job.config.seed, world.rank))
+    trainer = _trainer(model, train, job, world, generator)
+    clock = _Clock(first_started_at=started_at)
+    if saved is not None:
+        _restore(trainer, saved, world, generator, clock)
+    resumed_from = trainer.steps
+    trainer.run(on_step=_StepCallback(trainer, job, world, generator, clock))
+    ranks = _gather(_summary(trainer, job, world, resumed_from=resumed_from), world)
+    if world.rank != 0:
+        ray.train.report({}, checkpoint=None)
+        return
+    module = _HostOutputs(trainer.module, world.device) if world.device != "cpu" else trainer.module
+    result = evaluate_trial(module, tokenizer, job.config, corpus, job.plan, ledger=_ledger(trainer, job),
+                            train_seconds=clock.train_seconds())
+    _report_outcome(Outcome(trial=result, ranks=ranks, first_started_at=clock.first_started_at), world)
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+def _world(job: WorkerJob) -> World:
+    import ray.train
+    import ray.train.torch
+
+    context = ray.train.get_context()
+    device = str(ray.train.torch.get_device()) if job.use_gpu else "cpu"
+    return World(rank=context.get_world_rank(), size=context.get_world_size(), device=device)
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    """A distinct sampling seed per rank, so ranks draw independent Poisson batches."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+
+
+def _trainer(model, train, job: WorkerJob, world: World, generator: torch.Generator) -> Trainer:
+    if not job.config.private:
+        _broadcast_parameters(model)
+        return make_trainer(model, train, job.config, job.plan, world=world)
+    from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
+
+    return make_trainer(DPDDP(model), train, job.config, job.plan, world=world, generator=generator,
+                        adapt_loader=lockstep_loader)
+
+
+def _broadcast_parameters(model: torch.nn.Module) -> None:
+    """Start every rank from rank 0's weights (DPDDP does this itself for DP trials)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            torch.distributed.broadcast(p.data, 0)
+
+
+def _ledger(trainer: Trainer, job: WorkerJob) -> PrivacyLedger:
+    """The ledger of the steps this rank's accountant counted (restored ones included)."""
+    if isinstance(trainer, PrivateTrainer):
+        return ledger_from_history(job.config, job.plan, trainer.accountant_history)
+    return trial_ledger(job.config, job.plan, steps=trainer.steps)
+
+
+class _Clock:
+    """Training seconds summed over attempts, and when the first attempt began."""
+
+    def __init__(self, *, first_started_at: float):
+        self.first_started_at = first_started_at
+        self.before = 0.0  # training seconds of earlier attempts, up to their last checkpoint
+        self.start = time.perf_counter()
+
+    def train_seconds(self) -> float:
+        return self.before + time.perf_counter() - self.start
+
+
+class _StepCallback:
+    """After every step: log progress (rank 0), checkpoint on schedule, run the test hook."""
+
+    def __init__(self, trainer: Trainer, job: WorkerJob, world: World, generator: torch.Generator, clock: _Clock):
+        self.trainer, self.job, self.world, self.generator, self.clock = trainer, job, world, generator, clock
+        self.progress = Progress(job.plan.steps, log_stderr, epsilon_after(job.config, job.plan),
+                                 first_step=trainer.steps) if world.rank == 0 else None
+
+    def __call__(self, steps: int, loss: float) -> None:
+        loss = _sum_over_ranks(loss, self.world)  # each rank's loss covers its share of the batch
+        if self.progress is not None:
+            self.progress.step(steps, loss)
+        if steps % self.job.checkpoint_every_steps == 0 or steps == self.job.plan.steps:
+            self._checkpoint(steps)
+        if self.job.step_hook is not None:
+            self.job.step_hook(rank=self.world.rank, steps=steps)
+
+    def _checkpoint(self, steps: int) -> None:
+        import ray.train
+
+        rng = _gather(_rng_state(self.generator, self.world), self.world)
+        if self.world.rank != 0:
+            ray.train.report({"steps": steps}, checkpoint=None)
+            return
+        training = {**self.trainer.state_dict(), "rng": rng, "train_seconds": self.clock.train_seconds(),
+                    "first_started_at": self.clock.first_started_at}
+        ledger = _ledger(self.trainer, self.job)
+        with tempfile.TemporaryDirectory() as folder:
+            write_training(Path(folder), config=self.job.config, ledger=ledger, training=training)
+            # No loss in the metrics: it is a noise-free function of the private training data.
+            ray.train.report({"steps": steps, "epsilon": ledger.epsilon},
+                             checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+
+def _restore(trainer: Trainer, saved: Saved, world: World, generator: torch.Generator, clock: _Clock) -> None:
+    """Continue from a checkpoint: weights, optimizer, schedule, steps, accountant, RNGs."""
+    trainer.load_state_dict(saved.training)
+    clock.before = float(saved.training["train_seconds"])
+    clock.first_started_at = float(saved.training["first_started_at"])
+    states = saved.training["rng"]
+    if len(states) == world.size:
+        _set_rng_state(states[world.rank], generator, world)
+    else:  # resumed with another number of workers: fresh, distinct streams
+        torch.manual_seed(_rank_seed(trainer.config.seed + trainer.steps, world.rank))
+        generator.manual_seed(_rank_seed(trainer.config.seed + trainer.steps, world.size + world.rank))
+
+
+def _rng_state(generator: torch.Generator, world: World) -> dict[str, torch.Tensor]:
+    """This rank's random state: Poisson sampling (generator), noise and dropout (global)."""
+    state = {"torch": torch.get_rng_state(), "sampler": generator.get_state()}
+    if world.device.startswith("cuda"):
+        state["cuda"] = torch.cuda.get_rng_state(world.device)
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], generator: torch.Generator, world: World) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["sampler"])
+    if "cuda" in state and world.device.startswith("cuda"):
+        torch.cuda.set_rng_state(state["cuda"], world.device)
+
+
+def _summary(trainer: Trainer, job: WorkerJob, world: World, *, resumed_from: int) -> RankSummary:
+    import ray
+
+    digest = hashlib.sha256()
+    for name, value in sorted(trainer.trainable_state().items()):
+        digest.update(name.encode())
+        digest.update(value.numpy().tobytes())
+    return RankSummary(rank=world.rank, node_id=ray.get_runtime_context().get_node_id(), steps=trainer.steps,
+                       epsilon=_ledger(trainer, job).epsilon, weights_sha256=digest.hexdigest(),
+                       resumed_from_steps=resumed_from)
+
+
+def _gather(obj: Any, world: World) -> list[Any]:
+    """Every rank's `obj`, in rank order (a collective: all ranks must call it)."""
+    out: list[Any] = [None] * world.size
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
+def _sum_over_ranks(value: float, world: World) -> float:
+    if world.size == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=world.device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
+    return float(t.item())
+
+
+def _report_outcome(outcome: Outcome, world: World) -> None:
+    """The last report: rank 0 attaches the outcome (Result.metrics needs a checkpoint)."""
+    import ray.train
+
+    if world.rank != 0:
+        ray.train.report({}, checkpoint=None)
+        return
+    trial = outcome.trial
+    metrics = {"final": True, "steps": trial.ledger.steps, "epsilon": trial.ledger.epsilon,
+               "weighted_f1": trial.val.weighted_f1 if trial.val is not None else None}
+    with tempfile.TemporaryDirectory() as folder:
+        write_outcome(Path(folder), outcome)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+
+class _HostOutputs(torch.nn.Module):
+    """Runs a model on its device for CPU inputs and hands its outputs back on the CPU."""
+
+    def __init__(self, model: torch.nn.Module, device: str):
+        super().__init__()
+        self.model, self.device = model, device
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids.to(self.device), attention_mask.to(self.device)).float().cpu()

@@ -1,0 +1,79 @@
+"""One trial on two Ray Train workers: ranks agree, ε matches one process, failures resume.
+
+Each test starts Ray workers (about 10 s for the group, 20-40 s a test on 2 CPUs).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from dpsweep.distributed import run_on_workers
+from dpsweep.distributed.faults import FailOnce
+from dpsweep.privacy import compute_epsilon
+from dpsweep.train import plan_steps, run_trial
+from tests.distributed.conftest import quiet
+
+
+@pytest.fixture(scope="module")
+def two_worker_run(local_ray, dp_config, tmp_path_factory):
+    """The DP trial on 2 workers, checkpointing every 2 steps (each report costs Ray about 1.5 s here)."""
+    return run_on_workers(dp_config, num_workers=2, cpus_per_worker=1, name="two-workers",
+                          storage_path=str(tmp_path_factory.mktemp("runs")), checkpoint_every_steps=2, log=quiet)
+
+
+def test_two_workers_agree_and_spend_the_one_process_epsilon(two_worker_run, dp_config):
+    trial, ranks = two_worker_run.trial, two_worker_run.ranks
+    single = run_trial(dp_config, log=quiet)
+    assert trial.status == "completed"
+    assert [r.rank for r in ranks] == [0, 1]
+    assert ranks[0].weights_sha256 == ranks[1].weights_sha256  # same noisy update on every rank
+    assert [r.steps for r in ranks] == [single.ledger.steps] * 2
+    assert [r.epsilon for r in ranks] == [trial.ledger.epsilon] * 2  # every rank's accountant agrees
+    assert trial.ledger == single.ledger  # same (σ, q, T): same ε as the one-process trial
+    assert trial.ledger.epsilon == compute_epsilon(sigma=1.0, sample_rate=single.ledger.sample_rate,
+                                                   steps=single.ledger.steps, delta=dp_config.delta,
+                                                   accountant="rdp")
+    assert trial.val is not None and trial.test is not None and len(trial.thresholds) == len(trial.label_names)
+    assert trial.worker_start_seconds > 0 and trial.train_seconds > 0
+    assert trial.to_dict()["worker_start_seconds"] == trial.worker_start_seconds
+
+
+def test_killed_worker_resumes_from_its_checkpoint(two_worker_run, dp_config, tmp_path):
+    marker = tmp_path / "rank-1-exited"
+    run = run_on_workers(dp_config, num_workers=2, cpus_per_worker=1, storage_path=str(tmp_path / "runs"),
+                         name="killed", checkpoint_every_steps=3, max_failures=1, log=quiet,
+                         step_hook=FailOnce(rank=1, at_step=4, marker=str(marker)))
+    plan = plan_steps(dp_config, n_train=run.trial.n_train)
+    assert marker.exists()  # rank 1 did exit once
+    assert [r.resumed_from_steps for r in run.ranks] == [3, 3]
+    assert run.trial.ledger.steps == plan.steps
+    assert run.trial.ledger.epsilon == compute_epsilon(sigma=plan.sigma, sample_rate=plan.sample_rate,
+                                                       steps=plan.steps, delta=dp_config.delta, accountant="rdp")
+    # Weights, optimizer, accountant and random streams were restored exactly:
+    assert run.ranks[0].weights_sha256 == run.ranks[1].weights_sha256 == two_worker_run.ranks[0].weights_sha256
+
+
+def test_non_private_trial_inside_a_tune_function_trial(local_ray, dp_config, tmp_path):
+    from ray import tune
+
+    config = dp_config.override(epsilon=math.inf)
+    storage = str(tmp_path)
+
+    def tune_trial(params):  # a closure: pickled by value, nothing to import on the workers
+        from ray import tune as tune_in_trial
+
+        from dpsweep.distributed import run_trial_on_workers
+
+        result = run_trial_on_workers(params["config"], num_workers=2, cpus_per_worker=0.9,
+                                      storage_path=f"{storage}/train", name="in-tune", log=lambda _m: None)
+        tune_in_trial.report({"steps": result.ledger.steps, "epsilon": result.ledger.epsilon,
+                              "weighted_f1": result.val.weighted_f1})
+
+    grid = tune.Tuner(tune.with_resources(tune_trial, {"cpu": 0.1}), param_space={"config": config},
+                      run_config=tune.RunConfig(storage_path=f"{storage}/tune", name="sweep")).fit()
+    assert not grid.errors
+    metrics = grid[0].metrics
+    assert metrics["steps"] == plan_steps(config, n_train=269).steps and math.isinf(metrics["epsilon"])
+    assert 0.0 <= metrics["weighted_f1"] <= 1.0
