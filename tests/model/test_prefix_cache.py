@@ -90,3 +90,17 @@ def test_shared_states_are_reused_and_missing_ones_computed():
     assert second.enable_prefix_cache(sequences, pad_id=0, states=first.prefix_cache.states) == ""
     assert len(second.prefix_cache.states) == len(sequences)
     torch.testing.assert_close(second(ids, mask), plain(ids, mask), rtol=1e-5, atol=1e-5)
+
+
+def test_cached_states_own_their_memory():
+    """Each state must not be a view of its batch: pickling a view (Ray's object store)
+    would copy the whole batch once per report."""
+    import pickle
+
+    _, _, sequences = _batch()
+    model = _model()
+    model.enable_prefix_cache(sequences, pad_id=0)
+    states = model.prefix_cache.states
+    one = next(iter(states.values()))
+    assert one.untyped_storage().nbytes() == one.numel() * one.element_size()
+    assert len(pickle.dumps(states)) < 2 * sum(s.numel() * 4 for s in states.values()) + 100_000

@@ -126,7 +126,7 @@ def fill_cache(cache: PrefixCache, run_backbone, sequences: list[list[int]], *, 
             else:  # pragma: no cover - the hook always fires
                 raise AssertionError("prefix hook did not fire")
             for row, seq in enumerate(chunk):
-                cache.states[PrefixCache.key(torch.tensor(seq))] = states[row, : len(seq)].detach().float().cpu()
+                cache.states[PrefixCache.key(torch.tensor(seq))] = states[row, : len(seq)].detach().float().cpu().clone()
     finally:
         handle.remove()
 
