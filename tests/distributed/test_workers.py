@@ -53,6 +53,14 @@ def test_killed_worker_resumes_from_its_checkpoint(two_worker_run, dp_config, tm
                                                        steps=plan.steps, delta=dp_config.delta, accountant="rdp")
     # Weights, optimizer, accountant and random streams were restored exactly:
     assert run.ranks[0].weights_sha256 == run.ranks[1].weights_sha256 == two_worker_run.ranks[0].weights_sha256
+    # ...and the restarted trial is still one trial: one row in the results store
+    from dpsweep.results import ResultStore
+    from dpsweep.train.record import store_trial
+
+    store_trial(str(tmp_path / "store"), run.trial, sweep_id="killed")
+    rows = ResultStore(tmp_path / "store").read().to_pylist()
+    assert len(rows) == 1 and rows[0]["status"] == "completed"
+    assert rows[0]["steps"] == plan.steps and rows[0]["epsilon"] == run.trial.ledger.epsilon
 
 
 def test_non_private_trial_inside_a_tune_function_trial(local_ray, dp_config, tmp_path):

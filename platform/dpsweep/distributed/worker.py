@@ -85,7 +85,9 @@ def train_worker(loop_config: dict[str, Any]) -> None:
                         job.plan.sample_rate), "this rank's corpus differs from the one the trial was planned on"
     model, tokenizer = trial_model(job.config, num_labels=len(corpus.label_names), device=world.device)
     train = encode(corpus.train, tokenizer, max_length_tokens=job.config.max_length)
+    loaded_at = time.time()
     cache_prefix(model, train, job.config, log=log_stderr if world.rank == 0 else _quiet)
+    cached_at = time.time()
     generator = torch.Generator().manual_seed(_rank_seed(job.config.seed, world.rank))
     trainer = _trainer(model, train, job, world, generator)
     clock = _Clock(first_started_at=started_at)
@@ -98,8 +100,11 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         ray.train.report({}, checkpoint=None)
         return
     module = _HostOutputs(trainer.module, world.device) if world.device != "cpu" else trainer.module
+    eval_started = time.time()
     result = evaluate_trial(module, tokenizer, job.config, corpus, job.plan, ledger=_ledger(trainer, job),
                             train_seconds=clock.train_seconds())
+    result.load_seconds, result.cache_seconds = loaded_at - started_at, cached_at - loaded_at
+    result.eval_seconds = time.time() - eval_started
     _report_outcome(Outcome(trial=result, ranks=ranks, first_started_at=clock.first_started_at), world)
 
 
