@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -109,16 +110,27 @@ class StoreCallback(Callback):
 
 
 def short_error(trial) -> str:
-    """Type and first line of a trial's exception, bounded; report text is never in our errors."""
-    try:
-        exc = trial.get_error()
-    except Exception:  # noqa: BLE001 - an unreadable error file must not stop the sweep
-        exc = None
+    """Type and last line of a trial's exception, bounded; report text is never in our errors."""
+    exc = _trial_exception(trial)
     if exc is None:
         return "trial failed; see the Ray logs of the trial"
     cause = getattr(exc, "cause", None) or exc
     first = (str(cause).strip().splitlines() or [""])[-1]
     return f"{type(cause).__name__}: {first}"[:300]
+
+
+def _trial_exception(trial):
+    """The exception Tune pickled next to the trial (written locally before callbacks run)."""
+    import cloudpickle
+
+    try:
+        path = trial.pickled_error_file
+        if path and Path(path).is_file():
+            with open(path, "rb") as f:
+                return cloudpickle.load(f)
+        return trial.get_pickled_error()
+    except Exception:  # noqa: BLE001 - an unreadable error file must not stop the sweep
+        return None
 
 
 def failed_row(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, trial_id: str, dataset: str,
