@@ -32,7 +32,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check platform tests
 
 bench: $(VENV)/.installed
-	$(VENV)/bin/dpsweep bench all
+	$(VENV)/bin/dpsweep bench step
+	$(VENV)/bin/dpsweep bench calibration
+	$(VENV)/bin/dpsweep bench sweep
+	$(VENV)/bin/dpsweep bench sweep --workers 2 --trials-per-target 1 --epsilons 8 inf
 
 clean:
 	rm -rf $(VENV) build *.egg-info
