@@ -161,7 +161,8 @@ def _shared_prefix(spec: SweepSpec, log):
     """Compute the frozen lower layers once for every trial of the sweep; an object-store ref.
 
     Only for one-worker trials with `lora_layers` (Ray Train workers compute their own).
-    The states stay in Ray's object store (memory), never on disk: they derive from reports.
+    The states stay in Ray's object store (shared memory; spilled to Ray's local temp dir only
+    under memory pressure), never in the results store or the run folders: they derive from reports.
     """
     if spec.resources.workers_per_trial != 1 or spec.base.lora_layers is None or not spec.base.prefix_cache:
         return None
