@@ -8,7 +8,8 @@ capped by max_epochs), so a user sees infeasible corners before spending compute
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from dpsweep.sweep.spec import Param, SweepSpec
 from dpsweep.train.plan import plan_steps
@@ -37,6 +38,9 @@ class SweepPlan:
     n_train: int
     n_val: int
     targets: tuple[TargetPlan, ...]
+    # The corpus read while checking the spec, reused by the driver's shared frozen-layer
+    # cache instead of reading the data twice. Holds report text: never printed or stored.
+    corpus: Any = field(default=None, repr=False, compare=False)
 
     def lines(self) -> list[str]:
         s, r = self.spec, self.spec.resources

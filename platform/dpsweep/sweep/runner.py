@@ -12,7 +12,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ def inspect_sweep(spec: SweepSpec) -> tuple[SweepSpec, SweepPlan]:
     for eps in spec.epsilons:
         validate_privacy_args(epsilon_target=eps, delta=base.delta, n_train=len(corpus.train),
                               sigma=None, clip=base.clip)
-    spec = _replace_base(spec, base)
+    spec = replace(spec, base=base)
     dataset = spec.dataset_name or corpus.name
     from dpsweep.results.validate import check_dataset_name
 
@@ -62,13 +62,8 @@ def inspect_sweep(spec: SweepSpec) -> tuple[SweepSpec, SweepPlan]:
         check_dataset_name(dataset)
     except ValueError as exc:
         raise ConfigError(f"{spec.source}: dataset.name: {exc}") from None
-    return spec, plan_sweep(spec, n_train=len(corpus.train), n_val=len(corpus.val), dataset=dataset)
-
-
-def _replace_base(spec: SweepSpec, base) -> SweepSpec:
-    from dataclasses import replace
-
-    return replace(spec, base=base)
+    plan = plan_sweep(spec, n_train=len(corpus.train), n_val=len(corpus.val), dataset=dataset)
+    return spec, replace(plan, corpus=corpus)
 
 
 def default_sweep_id(spec: SweepSpec) -> str:
@@ -128,7 +123,7 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
     started_ray = _connect(address, spec, log)
     try:
         _check_capacity(spec, log)
-        prefix_ref = _shared_prefix(spec, log) if progress.total else None
+        prefix_ref = _shared_prefix(spec, plan.corpus, log) if progress.total else None
         for eps in spec.epsilons:
             if todo[eps] <= 0:
                 log(f"ε={_tag(eps)}: all {spec.trials_per_target} trials already stored")
@@ -157,7 +152,7 @@ def _check_capacity(spec: SweepSpec, log) -> None:
             "autoscaler adds nodes. Lower resources.* in the search space if none will come")
 
 
-def _shared_prefix(spec: SweepSpec, log):
+def _shared_prefix(spec: SweepSpec, corpus, log):
     """Compute the frozen lower layers once for every trial of the sweep; an object-store ref.
 
     Only for one-worker trials with `lora_layers` (Ray Train workers compute their own).
@@ -171,7 +166,7 @@ def _shared_prefix(spec: SweepSpec, log):
     from dpsweep.train.loop import compute_prefix_states, load_trial_corpus
 
     t0 = time.perf_counter()
-    states = compute_prefix_states(spec.base, load_trial_corpus(spec.base))
+    states = compute_prefix_states(spec.base, corpus if corpus is not None else load_trial_corpus(spec.base))
     if states is None:
         return None
     log(f"computed the frozen lower layers once for all trials ({len(states)} reports, "
