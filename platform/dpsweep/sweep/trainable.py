@@ -40,7 +40,7 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
     """Tune function trainable (Ray 2.60 function API): train, evaluate, report once."""
     from ray import tune
 
-    from dpsweep.cli import _quiet_libraries
+    from dpsweep.cli import _quiet_libraries, json_safe
     from dpsweep.train.record import result_row
 
     _quiet_libraries()
@@ -70,7 +70,7 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
     row = result_row(result, sweep_id=sweep_id, trial_id=trial_id, started_at=started_at)
     score = result.val.weighted_f1 if result.val is not None else 0.0  # infeasible: nothing learned
     timings = {key: float(getattr(result, key, 0.0) or 0.0) for key in TIMING_KEYS}
-    tune.report({METRIC: score, "status": result.status, "row_json": json.dumps(_json_safe(row), default=str),
+    tune.report({METRIC: score, "status": result.status, "row_json": json.dumps(json_safe(row), default=str),
                  "trial_seconds": time.perf_counter() - t0, **timings,
                  "epsilon_spent": _finite_or_none(result.ledger.epsilon)})
 
@@ -79,19 +79,8 @@ def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or math.isinf(value) else value
 
 
-def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in row.items():
-        if isinstance(value, float) and math.isinf(value):
-            value = "inf" if value > 0 else "-inf"
-        elif isinstance(value, datetime):
-            value = value.isoformat()
-        out[key] = value
-    return out
-
-
 def row_from_json(text: str) -> dict[str, Any]:
-    """Inverse of the report's row_json: back to store types (inf floats, datetimes)."""
+    """Inverse of the report's row_json (`cli.json_safe` + str datetimes): back to store types."""
     row = json.loads(text)
     for key, value in row.items():
         if value in ("inf", "-inf"):
