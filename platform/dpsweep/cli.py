@@ -58,6 +58,8 @@ _TRAIN_FLAGS = [
     ("--lr", "lr", float, "learning rate of the LoRA adapters"),
     ("--head-lr", "head_lr", float, "learning rate of the classification head"),
     ("--clip", "clip", float, "per-sample gradient clipping norm C"),
+    ("--clipping", "clipping", str, "per_layer (default: head and adapters clipped apart) or flat"),
+    ("--head-clip-share", "head_clip_share", float, "per_layer: the head's share of C² (default 0.5)"),
     ("--sigma", "sigma", float, "noise multiplier σ; omit to calibrate σ for --max-epochs"),
     ("--batch-size", "batch_size", int, "expected (logical) batch size"),
     ("--max-epochs", "max_epochs", float, "cap on epochs (the budget may stop training earlier)"),

@@ -40,7 +40,14 @@ def test_override_ignores_none_and_revalidates():
 
 @pytest.mark.parametrize("key,value", [("epsilon", 0.0), ("epsilon", -1.0), ("delta", 1.5), ("clip", 0.0),
                                        ("sigma", -0.1), ("rank", 0), ("accountant", "gdp"),
-                                       ("grad_sample_mode", "fast")])
+                                       ("grad_sample_mode", "fast"), ("clipping", "per_sample"),
+                                       ("head_clip_share", 0.0), ("head_clip_share", 1.0)])
 def test_out_of_range_values_refused(key, value):
     with pytest.raises(ConfigError, match=key):
         TrialConfig(**{key: value})
+
+
+def test_ghost_mode_needs_flat_clipping():
+    with pytest.raises(ConfigError, match="pass --clipping flat with --grad-sample-mode ghost"):
+        TrialConfig(grad_sample_mode="ghost")
+    assert TrialConfig(grad_sample_mode="ghost", clipping="flat").clipping == "flat"

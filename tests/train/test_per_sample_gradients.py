@@ -87,3 +87,56 @@ def test_clipped_sum_matches_reference(mode):
     for name, param in model.named_parameters():
         if param.requires_grad:
             torch.testing.assert_close(param.grad, expected[name], rtol=1e-3, atol=1e-7)
+
+
+@pytest.mark.parametrize("share", [0.5, 0.2])
+def test_per_layer_clipping_matches_reference_and_bounds_each_example(share):
+    """Per-layer clipping (the default): each tensor clipped to its own norm, and one
+    example's whole clipped gradient still has norm <= C, the sensitivity σ·C noise covers."""
+    from opacus import PrivacyEngine
+
+    from dpsweep.train.config import TrialConfig
+    from dpsweep.train.loop import clipping_arguments, optimizer_and_schedule
+
+    model, ids, attention, targets = _model_and_batch(seed=5)
+    clip = 0.05
+    config = TrialConfig(clip=clip, clipping="per_layer", head_clip_share=share)
+    optimizer, _ = optimizer_and_schedule(model, config, total_steps=1)
+    args = clipping_arguments(optimizer, config)
+    assert args["clipping"] == "per_layer"
+    norms = dict(zip([id(p) for g in optimizer.param_groups for p in g["params"]], args["max_grad_norm"], strict=True))
+    head = {id(p) for n, p in model.named_parameters() if n.startswith("head.")}
+    assert sum(c**2 for i, c in norms.items() if i in head) == pytest.approx(share * clip**2)
+    assert sum(c**2 for c in norms.values()) == pytest.approx(clip**2)
+
+    reference = _micro_batch_grads(model, ids, attention, targets)
+    params = dict(model.named_parameters())
+    expected: dict[str, torch.Tensor] = {}
+    for ref in reference:
+        clipped = {n: g * min(1.0, norms[id(params[n])] / (float(g.norm()) + 1e-6)) for n, g in ref.items()}
+        assert float(torch.sqrt(sum((g**2).sum() for g in clipped.values()))) <= clip * (1 + 1e-5)
+        for n, g in clipped.items():
+            expected[n] = expected.get(n, 0) + g / len(reference)
+    # not vacuous: clipping binds on some tensor of every example
+    assert all(any(float(g.norm()) > norms[id(params[n])] for n, g in ref.items()) for ref in reference)
+
+    for group in optimizer.param_groups:
+        group["lr"] = 0.0
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(ids), batch_size=len(ids))
+    dp_model, dp_optimizer, _ = PrivacyEngine().make_private(
+        module=model, optimizer=optimizer, data_loader=loader, criterion=MultiLabelBCE("mean"),
+        noise_multiplier=0.0, poisson_sampling=False, grad_sample_mode="hooks", **args)
+    MultiLabelBCE("mean")(dp_model(ids, attention), targets).backward()
+    dp_optimizer.step()
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            torch.testing.assert_close(param.grad, expected[name], rtol=1e-3, atol=1e-7)
+
+
+def test_flat_clipping_arguments_are_one_norm():
+    from dpsweep.train.config import TrialConfig
+    from dpsweep.train.loop import clipping_arguments, optimizer_and_schedule
+
+    model, *_ = _model_and_batch()
+    optimizer, _ = optimizer_and_schedule(model, TrialConfig(), total_steps=1)
+    assert clipping_arguments(optimizer, TrialConfig(clip=0.7, clipping="flat")) == {"max_grad_norm": 0.7}

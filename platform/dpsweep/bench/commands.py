@@ -20,8 +20,8 @@ def add_bench_command(sub) -> None:
     cal.add_argument("--calls", type=int, default=15)
     cal.set_defaults(func=_calibration)
     synth = bsub.add_parser("synthetic", help="non-private vs ε=8 on a synthetic MIMIC-CXR corpus")
-    synth.add_argument("--data", default="data/synth-mimic-4000", help="corpus folder (written if absent)")
-    synth.add_argument("--n", type=int, default=4000)
+    synth.add_argument("--data", default="data/synth-mimic-12000", help="corpus folder (written if absent)")
+    synth.add_argument("--n", type=int, default=12000, help="studies to write when --data is absent")
     synth.add_argument("--out", help="write the JSON report here")
     synth.set_defaults(func=_synthetic)
     real = bsub.add_parser("real", help="non-private vs ε=8 vs TF-IDF on ../shared/datasets/ct-clip-text")
@@ -46,7 +46,7 @@ def _print(obj: dict) -> None:
 def _step(args) -> int:
     from dpsweep.bench.step import bench_step
 
-    modes = ("non_private", "dp_hooks", "dp_ghost") if args.ghost else ("non_private", "dp_hooks")
+    modes = ("non_private", "dp_hooks", "dp_hooks_flat") + (("dp_ghost",) if args.ghost else ())
     _print(bench_step(batch_size=args.batch_size, length=args.length, rounds=args.rounds, modes=modes))
     return 0
 

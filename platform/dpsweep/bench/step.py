@@ -15,7 +15,9 @@ import subprocess
 import sys
 import time
 
-MODES = ("non_private", "dp_hooks", "dp_ghost")
+# dp_hooks is what a trial runs by default (per-layer clipping of head and adapters);
+# dp_hooks_flat and dp_ghost clip the whole gradient at once.
+MODES = ("non_private", "dp_hooks", "dp_hooks_flat", "dp_ghost")
 
 
 def _one(mode: str, *, batch_size: int, length: int, steps: int, warmup: int) -> dict:
@@ -23,7 +25,9 @@ def _one(mode: str, *, batch_size: int, length: int, steps: int, warmup: int) ->
     from opacus import PrivacyEngine
 
     from dpsweep.cli import _quiet_libraries
-    from dpsweep.model import ModelSpec, load_classifier, trainable_parameters
+    from dpsweep.model import ModelSpec, load_classifier
+    from dpsweep.train.config import TrialConfig
+    from dpsweep.train.loop import clipping_arguments, optimizer_and_schedule
     from dpsweep.train.loss import MultiLabelBCE
 
     _quiet_libraries()
@@ -32,13 +36,14 @@ def _one(mode: str, *, batch_size: int, length: int, steps: int, warmup: int) ->
     input_ids = torch.randint(1000, tokenizer.vocab_size, (batch_size, length))
     attention = torch.ones_like(input_ids)
     targets = (torch.rand(batch_size, 14) < 0.2).float()
-    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=1e-3)
+    config = TrialConfig(clipping="per_layer" if mode == "dp_hooks" else "flat")
+    optimizer, _ = optimizer_and_schedule(model, config, total_steps=steps + warmup)
     criterion = MultiLabelBCE("mean")
     if mode != "non_private":
         loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(input_ids), batch_size=batch_size)
         out = PrivacyEngine(accountant="prv").make_private(
             module=model, optimizer=optimizer, data_loader=loader, criterion=criterion,
-            noise_multiplier=1.0, max_grad_norm=1.0, poisson_sampling=False,
+            noise_multiplier=1.0, poisson_sampling=False, **clipping_arguments(optimizer, config),
             grad_sample_mode="ghost" if mode == "dp_ghost" else "hooks")
         model, optimizer = out[0], out[1]
         if mode == "dp_ghost":

@@ -6,7 +6,8 @@ A search space is a YAML file with these sections (see search_spaces/quickstart.
     dataset:  {format, path, name?, sections?, uncertain_policy?, max_length?, val_fraction?}
     model:    {path?, pooling?, lora_targets?, lora_layers?}
     privacy:  {epsilons: [1, 3, 8, inf], delta?, accountant?}
-    search:   {rank, lr, clip, sigma, batch_size?, max_epochs?, lora_alpha?, lora_dropout?, head_lr?}
+    search:   {rank, lr, clip, sigma, batch_size?, max_epochs?, lora_alpha?, lora_dropout?, head_lr?,
+               head_clip_share?}
     training: {any other TrialConfig key, fixed for every trial}
     trials_per_target: 4
     sampler:  {name: tpe, seed: 0}
@@ -31,9 +32,10 @@ from dpsweep.train.config import TrialConfig
 
 Dist = Literal["loguniform", "uniform", "int", "choice"]
 DISTS: tuple[str, ...] = ("loguniform", "uniform", "int", "choice")
-SEARCHABLE = ("rank", "lr", "clip", "sigma", "batch_size", "max_epochs", "lora_alpha", "lora_dropout", "head_lr")
+SEARCHABLE = ("rank", "lr", "clip", "sigma", "batch_size", "max_epochs", "lora_alpha", "lora_dropout", "head_lr",
+              "head_clip_share")
 NON_PRIVATE_SEARCH = ("rank", "lr")  # the ε = inf baseline searches these only
-PRIVACY_ONLY = ("clip", "sigma")
+PRIVACY_ONLY = ("clip", "sigma", "head_clip_share")
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "nsgaii")
 _INT_KEYS = {"rank", "batch_size"}
 

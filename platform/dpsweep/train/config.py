@@ -16,6 +16,7 @@ from typing import Any, Literal
 from dpsweep.errors import ConfigError
 
 GradSampleMode = Literal["hooks", "ghost"]
+Clipping = Literal["flat", "per_layer"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,11 @@ class TrialConfig:
     epsilon: float = 8.0
     delta: float = 1e-5
     accountant: str = "prv"
-    clip: float = 1.0
+    clip: float = 1.0  # C: bound on one example's whole gradient (the sensitivity the noise is scaled to)
+    # "per_layer": each trainable tensor is clipped on its own, the head's tensors sharing
+    # head_clip_share of C² and the adapters' the rest (see train.loop.clipping_arguments)
+    clipping: Clipping = "per_layer"
+    head_clip_share: float = 0.5
     sigma: float | None = None  # None: calibrate sigma so that max_epochs spends the budget
     grad_sample_mode: GradSampleMode = "hooks"
     # optimisation
@@ -117,7 +122,7 @@ _ALIASES = {"learning_rate": "lr", "noise_multiplier": "sigma", "max_grad_norm":
             "target_epsilon": "epsilon", "target_delta": "delta", "lora_rank": "rank", "r": "rank",
             "epochs": "max_epochs", "max_seq_length": "max_length", "model_name_or_path": "model"}
 
-_FLOATS = {"val_fraction", "lora_alpha", "lora_dropout", "head_bias_init", "epsilon", "delta",
+_FLOATS = {"val_fraction", "lora_alpha", "lora_dropout", "head_bias_init", "head_clip_share", "epsilon", "delta",
            "clip", "sigma", "lr", "head_lr", "weight_decay", "max_epochs"}
 _INTS = {"rank", "lora_layers", "batch_size", "physical_batch_size", "max_length", "seed", "eval_batch_size"}
 
@@ -156,6 +161,11 @@ def _check(c: TrialConfig) -> None:
         (8 <= c.max_length <= 8192, "max_length", c.max_length, "pass a token length such as 128 or 256"),
         (c.grad_sample_mode in ("hooks", "ghost"), "grad_sample_mode", c.grad_sample_mode,
          "use 'hooks' (default) or 'ghost'"),
+        (c.clipping in ("flat", "per_layer"), "clipping", c.clipping, "use 'per_layer' (default) or 'flat'"),
+        (0 < c.head_clip_share < 1, "head_clip_share", c.head_clip_share,
+         "pass the head's share of C² strictly between 0 and 1, e.g. --head-clip-share 0.5"),
+        (c.grad_sample_mode != "ghost" or c.clipping == "flat", "clipping", c.clipping,
+         "ghost clipping bounds the whole gradient at once: pass --clipping flat with --grad-sample-mode ghost"),
         (c.accountant in ("prv", "rdp"), "accountant", c.accountant,
          "use 'prv' (default) or 'rdp'; 'gdp' can under-report epsilon and is refused for budgets"),
         (c.lr_schedule in ("constant", "linear"), "lr_schedule", c.lr_schedule, "use 'constant' or 'linear'"),

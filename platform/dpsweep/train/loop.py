@@ -246,7 +246,7 @@ def trial_ledger(config: TrialConfig, plan: StepPlan, *, steps: int) -> PrivacyL
                          accountant=config.accountant)
 
 
-def _optimizer_and_schedule(model, config: TrialConfig, total_steps: int):
+def optimizer_and_schedule(model, config: TrialConfig, total_steps: int):
     head = [p for name, p in model.named_parameters() if p.requires_grad and name.startswith("head.")]
     adapters = [p for name, p in model.named_parameters() if p.requires_grad and not name.startswith("head.")]
     optimizer = torch.optim.AdamW([{"params": adapters, "lr": config.lr}, {"params": head, "lr": config.head_lr}],
@@ -336,7 +336,7 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, config: TrialConfig, plan: StepPlan, world: World):
         self.model = model  # what the forward pass runs on (possibly wrapped)
         self.config, self.plan, self.world = config, plan, world
-        self.optimizer, self.schedule = _optimizer_and_schedule(unwrap(model), config, plan.steps)
+        self.optimizer, self.schedule = optimizer_and_schedule(unwrap(model), config, plan.steps)
         self.steps = 0
 
     @property
@@ -426,6 +426,26 @@ def _sum_gradients_across_ranks(optimizer: torch.optim.Optimizer) -> None:
             torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
 
 
+def clipping_arguments(optimizer: torch.optim.Optimizer, config: TrialConfig) -> dict[str, Any]:
+    """Opacus' clipping arguments (`max_grad_norm`, `clipping`) for this trial.
+
+    "per_layer" clips each trainable tensor on its own. The head's tensors share
+    `head_clip_share` of C², the adapters' tensors the rest, so one example's whole
+    gradient still has norm <= C and noise σ·C keeps the ε the accountant computed.
+    Flat clipping lets the adapters' gradient, which grows with the head's weights, take
+    nearly all of C within a few steps: the head's share shrinks and noise swamps it.
+    """
+    if config.clipping == "flat":
+        return {"max_grad_norm": config.clip}
+    adapters, head = (len(group["params"]) for group in optimizer.param_groups)
+    if not adapters or not head:
+        return {"max_grad_norm": config.clip}
+    share = config.head_clip_share
+    norms = ([config.clip * math.sqrt((1 - share) / adapters)] * adapters
+             + [config.clip * math.sqrt(share / head)] * head)
+    return {"max_grad_norm": norms, "clipping": "per_layer"}
+
+
 class PrivateTrainer(Trainer):
     """DP-SGD with Opacus: Poisson sampling, per-sample clipping, Gaussian noise.
 
@@ -448,8 +468,8 @@ class PrivateTrainer(Trainer):
         self.criterion = MultiLabelBCE("mean")
         private = self.engine.make_private(
             module=model, optimizer=self.optimizer, data_loader=loader, criterion=self.criterion,
-            noise_multiplier=plan.sigma, max_grad_norm=config.clip, poisson_sampling=True,
-            grad_sample_mode=config.grad_sample_mode)
+            noise_multiplier=plan.sigma, poisson_sampling=True,
+            grad_sample_mode=config.grad_sample_mode, **clipping_arguments(self.optimizer, config))
         if config.grad_sample_mode == "ghost":
             self.model, self.optimizer, self.criterion, dp_loader = private
         else:
