@@ -126,6 +126,7 @@ def test_per_layer_clipping_matches_reference_and_bounds_each_example(share):
     dp_model, dp_optimizer, _ = PrivacyEngine().make_private(
         module=model, optimizer=optimizer, data_loader=loader, criterion=MultiLabelBCE("mean"),
         noise_multiplier=0.0, poisson_sampling=False, grad_sample_mode="hooks", **args)
+    assert dp_optimizer.max_grad_norm == pytest.approx(clip)  # Opacus scales the noise by this: σ·C
     MultiLabelBCE("mean")(dp_model(ids, attention), targets).backward()
     dp_optimizer.step()
     for name, param in model.named_parameters():
