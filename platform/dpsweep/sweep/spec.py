@@ -35,7 +35,6 @@ DISTS: tuple[str, ...] = ("loguniform", "uniform", "int", "choice")
 SEARCHABLE = ("rank", "lr", "clip", "sigma", "batch_size", "max_epochs", "lora_alpha", "lora_dropout", "head_lr",
               "head_clip_share")
 NON_PRIVATE_SEARCH = ("rank", "lr")  # the ε = inf baseline searches these only
-PRIVACY_ONLY = ("clip", "sigma", "head_clip_share")
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "nsgaii")
 _INT_KEYS = {"rank", "batch_size"}
 
