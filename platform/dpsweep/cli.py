@@ -46,40 +46,14 @@ def json_safe(value):
 
 # ---- train ------------------------------------------------------------------------------
 
-_TRAIN_FLAGS = [
-    # (flag, config key, type, help)
-    ("--dataset-format", "dataset_format", str, "mimic-cxr, ct-rate or csv"),
-    ("--data-path", "data_path", str, "root folder of the data set"),
-    ("--model", "model", str, "'default' (embedded MiniLM) or a local model folder"),
-    ("--epsilon", "epsilon", float, "privacy budget ε (a number, or inf for no DP)"),
-    ("--delta", "delta", float, "δ, below 1/n_train (default 1e-5)"),
-    ("--rank", "rank", int, "LoRA rank"),
-    ("--lora-layers", "lora_layers", int, "adapt only the top N transformer layers (default: all)"),
-    ("--lr", "lr", float, "learning rate of the LoRA adapters"),
-    ("--head-lr", "head_lr", float, "learning rate of the classification head"),
-    ("--clip", "clip", float, "per-sample gradient clipping norm C"),
-    ("--clipping", "clipping", str, "per_layer (default: head and adapters clipped apart) or flat"),
-    ("--head-clip-share", "head_clip_share", float, "per_layer: the head's share of C² (default 0.5)"),
-    ("--sigma", "sigma", float, "noise multiplier σ; omit to calibrate σ for --max-epochs"),
-    ("--batch-size", "batch_size", int, "expected (logical) batch size"),
-    ("--max-epochs", "max_epochs", float, "cap on epochs (the budget may stop training earlier)"),
-    ("--max-length", "max_length", int, "max tokens per report"),
-    ("--seed", "seed", int, "random seed"),
-    ("--accountant", "accountant", str, "prv (default) or rdp"),
-    ("--sections", "sections", str, "findings, impression or both"),
-    ("--uncertain-policy", "uncertain_policy", str, "MIMIC-CXR uncertain labels: zeros, ones or ignore"),
-    ("--grad-sample-mode", "grad_sample_mode", str, "hooks (default) or ghost"),
-    ("--physical-batch-size", "physical_batch_size", int, "memory cap per forward pass"),
-]
-
-
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="run one DP-LoRA trial",
                        description="Fine-tune one classifier with DP-LoRA and report its metrics. "
                                    "Flags override --config.")
     p.add_argument("--config", help="YAML file of trial settings (keys as the flags, with underscores)")
-    for flag, key, kind, text in _TRAIN_FLAGS:
-        p.add_argument(flag, dest=key, type=kind, default=None, help=text)
+    from dpsweep.settings import add_setting_flags
+
+    add_setting_flags(p)
     p.add_argument("--store", help="results store to append this trial to (directory or URI)")
     p.add_argument("--sweep-id", default="manual", help="sweep id recorded with the trial in the store")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results")
@@ -87,10 +61,11 @@ def _add_train(sub) -> None:
 
 
 def _cmd_train(args) -> int:
-    from dpsweep.train import TrialConfig, run_trial
+    from dpsweep.settings import SETTINGS, TrialConfig
+    from dpsweep.train import run_trial
 
     config = TrialConfig.from_yaml(args.config) if args.config else TrialConfig()
-    config = config.override(**{key: getattr(args, key) for _, key, _, _ in _TRAIN_FLAGS})
+    config = config.override(source="command line", **{key: getattr(args, key, None) for key in SETTINGS})
     if not config.data_path:
         raise UserInputError("no data set given; pass --data-path DIR (and --dataset-format) or a --config file")
     result = run_trial(config)

@@ -23,3 +23,10 @@ class ConfigError(UserInputError):
 
 class ModelError(UserInputError):
     """A model folder is missing or cannot be loaded as a classifier."""
+
+
+class PrivacyGuardError(RuntimeError):
+    """A privacy invariant broke (q, σ or steps differ from what the ε was computed for).
+
+    A bug, not bad input: raised instead of `assert`, which `python -O` removes.
+    """

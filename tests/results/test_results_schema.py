@@ -20,6 +20,7 @@ from dpsweep.results.schema import (
     schema_markdown,
 )
 from dpsweep.results.validate import coerce_row
+from dpsweep.settings import searchable, store_columns
 
 REQUIRED_NAMES = {
     "schema_version", "sweep_id", "trial_id", "dataset", "dataset_format", "model", "status",
@@ -31,8 +32,13 @@ REQUIRED_NAMES = {
 }
 
 
+SETTING_NAMES = {name for name, _, _ in store_columns()}
+LEDGER_NAMES = {"epsilon_target", "epsilon", "delta", "sigma", "clip", "sample_rate", "steps", "accountant"}
+
+
 def test_schema_has_every_documented_column_and_no_text_column() -> None:
-    assert set(SCHEMA.names) == REQUIRED_NAMES
+    assert set(SCHEMA.names) == REQUIRED_NAMES | SETTING_NAMES
+    assert {"head_lr", "head_clip_share", "max_epochs", "clipping", "pooling"} <= SETTING_NAMES
     assert set(COLUMN_DOCS) == set(SCHEMA.names) and all(COLUMN_DOCS.values())
     assert not [n for n in SCHEMA.names if "text" in n or "report" in n]
     assert SCHEMA.field("started_at").type == pa.timestamp("us", tz="UTC")
@@ -83,7 +89,7 @@ def test_coerce_fills_defaults_and_types(make_row) -> None:
         ({"epsilon": math.inf}, "epsilon"),  # finite target, infinite spend
         ({"weighted_f1": None}, "weighted_f1"),
         ({"model": None}, "model"),
-        ({"schema_version": 2}, "schema_version"),
+        ({"schema_version": SCHEMA_VERSION + 1}, "schema_version"),
     ],
 )
 def test_bad_rows_raise_value_error_naming_the_field(make_row, overrides, field) -> None:
@@ -107,3 +113,11 @@ def test_reserved_dataset_names_are_exactly_the_ones_duckdb_autocasts(tmp_path) 
                           "hive_partitioning=1)").types[0]
         refused = name.lower() in {"inf", "infinity", "epoch"}
         assert (str(kind) != "VARCHAR") == refused, name
+
+
+def test_every_searchable_setting_is_a_store_column() -> None:
+    """A searched value is stored as a column of its own or as a privacy-ledger column."""
+    for name in searchable():
+        column = "epsilon_target" if name == "epsilon" else name
+        assert column in SETTING_NAMES | LEDGER_NAMES, name
+        assert column in SCHEMA.names

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import dpsweep.results.store as store_module
-from dpsweep.results.schema import FILE_SCHEMA, METADATA_KEY, SCHEMA
+from dpsweep.results.schema import FILE_SCHEMA, METADATA_KEY, SCHEMA, SCHEMA_VERSION
 from dpsweep.results.store import ResultStore, StoreWarning
 
 
@@ -33,7 +33,7 @@ def test_append_writes_one_file_per_trial_in_hive_layout(store, make_row) -> Non
     written = pq.read_table(path)
     assert written.schema.equals(FILE_SCHEMA, check_metadata=False)
     assert "dataset" not in written.column_names
-    assert pq.read_schema(path).metadata[METADATA_KEY] == b"1"
+    assert pq.read_schema(path).metadata[METADATA_KEY] == str(SCHEMA_VERSION).encode()
     assert not [p for p in Path(store.root).rglob("*") if p.name.startswith(".")]
 
 
@@ -144,7 +144,7 @@ def test_files_from_other_writers_with_compatible_columns_are_read(store, make_r
 def test_append_table_writes_batches_in_the_same_layout(store, make_row) -> None:
     store.append(make_row())
     batch = pa.Table.from_pylist([{**make_row(trial_id=f"b{i}"), "per_label_f1": None,
-                                   "config_json": "{}", "dpsweep_version": "x", "schema_version": 1}
+                                   "config_json": "{}", "dpsweep_version": "x", "schema_version": SCHEMA_VERSION}
                                   for i in range(3)])
     paths = store.append_table(batch)
     assert len(paths) == 1 and "__batch-" in paths[0]
@@ -180,3 +180,20 @@ def test_read_refuses_a_bad_dataset_name(store) -> None:
 def test_bad_uri_is_a_clear_value_error() -> None:
     with pytest.raises(ValueError, match="results store URI"):
         ResultStore("nosuchscheme://bucket/x")
+
+
+def test_version_1_files_still_read_with_new_columns_null(store, make_row, tmp_path) -> None:
+    """Schema 2 added the trial-setting columns; a store written by version 1 reads on."""
+    store.append(make_row(trial_id="new"))
+    v1_columns = [f for f in FILE_SCHEMA if f.name not in ("head_lr", "head_clip_share", "clipping", "max_epochs")]
+    row = {**make_row(trial_id="old"), "schema_version": 1, "dpsweep_version": "0.1.0",
+           "per_label_f1": '{"Edema": 0.7}', "config_json": "{}"}
+    old = pa.Table.from_pylist([{k: v for k, v in row.items() if k != "dataset"}],
+                               schema=pa.schema(v1_columns).remove_metadata()).replace_schema_metadata(
+        {METADATA_KEY: b"1"})
+    folder = Path(store.root) / f"dataset={make_row()['dataset']}"
+    pq.write_table(old, folder / "old__old.parquet")
+    table = store.read()
+    rows = {r["trial_id"]: r for r in table.to_pylist()}
+    assert set(rows) == {"new", "old"}
+    assert rows["old"]["head_lr"] is None and rows["old"]["weighted_f1"] == rows["new"]["weighted_f1"]

@@ -42,14 +42,15 @@ def test_shipped_spaces_validate(name):
     (dict(search={"lr": {"dist": "loguniform", "low": 1e-2, "high": 1e-3}}), "search.lr", "low <= high"),
     (dict(search={"lr": {"dist": "normal", "low": 1, "high": 2}}), "search.lr.dist", "loguniform"),
     (dict(search={"rank": {"dist": "uniform", "low": 2, "high": 8}}), "search.rank.dist", "dist: int"),
-    (dict(search={"sigma": {"dist": "uniform", "low": -1, "high": 2}}), "search.sigma", "positive noise"),
+    (dict(search={"sigma": {"dist": "uniform", "low": -1, "high": 2}}), "search.sigma", "pass --sigma with"),
     (dict(search={"learning_rate": 1e-3}), "search.learning_rate", "valid keys"),
     (dict(sampler={"name": "grid"}), "sampler.name", "tpe"),
     (dict(resources={"cpus_per_worker": 0}), "resources.cpus_per_worker", "refuses 0 CPUs"),
     (dict(trials_per_target=0), "trials_per_target", ">= 1"),
     (dict(dataset={"format": "dicom", "path": "x"}), "dataset.format", "mimic-cxr"),
     (dict(dataset={"path": "x"}), "dataset.format", "is missing"),
-    (dict(training={"max_length": 64}), "training.max_length", "unknown key"),
+    (dict(training={"max_length": 64}), "training.max_length", "dataset.max_length sets already; keep one"),
+    (dict(training={"delta": 1e-6}), "training.delta", "privacy.delta sets already"),
     (dict(name="my sweep!"), "name", "letters, digits"),
 ])
 def test_bad_spaces_name_file_field_and_fix(tmp_path, changes, field, fix):

@@ -95,7 +95,7 @@ def test_per_layer_clipping_matches_reference_and_bounds_each_example(share):
     example's whole clipped gradient still has norm <= C, the sensitivity σ·C noise covers."""
     from opacus import PrivacyEngine
 
-    from dpsweep.train.config import TrialConfig
+    from dpsweep.settings import TrialConfig
     from dpsweep.train.loop import clipping_arguments, optimizer_and_schedule
 
     model, ids, attention, targets = _model_and_batch(seed=5)
@@ -135,7 +135,7 @@ def test_per_layer_clipping_matches_reference_and_bounds_each_example(share):
 
 
 def test_flat_clipping_arguments_are_one_norm():
-    from dpsweep.train.config import TrialConfig
+    from dpsweep.settings import TrialConfig
     from dpsweep.train.loop import clipping_arguments, optimizer_and_schedule
 
     model, *_ = _model_and_batch()

@@ -26,7 +26,7 @@ def _one(mode: str, *, batch_size: int, length: int, steps: int, warmup: int) ->
 
     from dpsweep.cli import _quiet_libraries
     from dpsweep.model import ModelSpec, load_classifier
-    from dpsweep.train.config import TrialConfig
+    from dpsweep.settings import TrialConfig
     from dpsweep.train.loop import clipping_arguments, optimizer_and_schedule
     from dpsweep.train.loss import MultiLabelBCE
 

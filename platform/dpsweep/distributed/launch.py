@@ -24,12 +24,11 @@ from dpsweep.distributed.state import (
     read_checkpoint,
 )
 from dpsweep.distributed.worker import StepHookOnRank, WorkerJob, train_worker
-from dpsweep.errors import ConfigError
+from dpsweep.errors import ConfigError, PrivacyGuardError
 from dpsweep.model import resolve_model_path
-from dpsweep.train.config import TrialConfig
+from dpsweep.settings import TrialConfig
 from dpsweep.train.loop import (
     Log,
-    TrialResult,
     done_summary,
     infeasible_result,
     load_trial_corpus,
@@ -38,6 +37,7 @@ from dpsweep.train.loop import (
     plan_trial,
 )
 from dpsweep.train.plan import StepPlan
+from dpsweep.train.record import TrialResult
 
 CHECKPOINTS_PER_TRIAL = 10
 
@@ -162,5 +162,7 @@ def _torch_trainer(job: WorkerJob, *, num_workers: int, cpus_per_worker: float, 
 
 def _outcome(result) -> Outcome:
     saved = read_checkpoint(result.checkpoint)
-    assert saved is not None and saved.outcome is not None, "the trial's last checkpoint holds no outcome"
+    if saved is None or saved.outcome is None:
+        raise PrivacyGuardError("the trial's last checkpoint holds no outcome, so its ledger is unknown; "
+                                f"see the Ray Train logs under {result.path}")
     return saved.outcome

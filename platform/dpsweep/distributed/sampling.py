@@ -14,6 +14,7 @@ import torch
 from opacus.utils.uniform_sampler import DistributedUniformWithReplacementSampler
 from torch.utils.data import DataLoader
 
+from dpsweep.errors import PrivacyGuardError
 from dpsweep.train.batches import EncodedSplit, PadCollate
 from dpsweep.train.loss import IGNORE
 
@@ -59,7 +60,9 @@ def lockstep_loader(dp_loader: DataLoader) -> DataLoader:
     are kept.
     """
     sampler = dp_loader.batch_sampler
-    assert isinstance(sampler, DistributedUniformWithReplacementSampler), "expected Opacus' distributed sampler"
+    if not isinstance(sampler, DistributedUniformWithReplacementSampler):
+        raise PrivacyGuardError(f"expected Opacus' distributed Poisson sampler, got {type(sampler).__name__}; "
+                                "wrap the model in DPDDP before make_private")
     dataset: EncodedSplit = dp_loader.dataset
     lockstep = LockstepPoissonSampler(total_size=sampler.total_size, sample_rate=sampler.sample_rate,
                                       shuffle=sampler.shuffle, shuffle_seed=sampler.shuffle_seed,

@@ -14,7 +14,6 @@ A checkpoint directory holds:
 from __future__ import annotations
 
 import json
-import math
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,8 @@ import torch
 
 from dpsweep.errors import ConfigError
 from dpsweep.privacy import PrivacyLedger
-from dpsweep.train.config import TrialConfig
-from dpsweep.train.loop import TrialResult, trial_ledger
-from dpsweep.train.plan import StepPlan
+from dpsweep.settings import TrialConfig, json_ready
+from dpsweep.train.record import TrialResult
 
 TRAINING_FILE = "training.pt"
 LEDGER_FILE = "ledger.json"
@@ -64,18 +62,10 @@ class Saved:
     outcome: Outcome | None = None
 
 
-def ledger_from_history(config: TrialConfig, plan: StepPlan, history: list[tuple[float, float, int]]) -> PrivacyLedger:
-    """The ledger of a DP trial from its Opacus accountant's (σ, q, steps) history."""
-    for sigma, sample_rate, _ in history:
-        assert math.isclose(sigma, plan.sigma) and math.isclose(sample_rate, plan.sample_rate), \
-            f"accountant history entry (σ={sigma}, q={sample_rate}) is not the plan's"
-    return trial_ledger(config, plan, steps=sum(int(n) for _, _, n in history))
-
-
 def write_training(folder: Path, *, config: TrialConfig, ledger: PrivacyLedger, training: dict[str, Any]) -> None:
     """Write a resumable checkpoint into `folder` (rank 0 only)."""
     torch.save(training, folder / TRAINING_FILE)
-    (folder / LEDGER_FILE).write_text(json.dumps(_json_ready(ledger.to_dict()), sort_keys=True))
+    (folder / LEDGER_FILE).write_text(json.dumps(json_ready(ledger.to_dict()), sort_keys=True))
     (folder / CONFIG_FILE).write_text(config.to_json())
 
 
@@ -83,7 +73,7 @@ def write_outcome(folder: Path, outcome: Outcome) -> None:
     """Write the final checkpoint: the trial's result and the per-rank summaries."""
     with open(folder / OUTCOME_FILE, "wb") as f:
         pickle.dump(outcome, f)
-    (folder / LEDGER_FILE).write_text(json.dumps(_json_ready(outcome.trial.ledger.to_dict()), sort_keys=True))
+    (folder / LEDGER_FILE).write_text(json.dumps(json_ready(outcome.trial.ledger.to_dict()), sort_keys=True))
     (folder / CONFIG_FILE).write_text(outcome.trial.config.to_json())
 
 
@@ -111,7 +101,3 @@ def check_same_trial(config_json: str, config: TrialConfig, *, where: str) -> No
     if json.loads(config_json) != json.loads(config.to_json()):
         raise ConfigError(f"{where} holds checkpoints of a different trial config; "
                          "pass a new name (or storage_path) for this trial")
-
-
-def _json_ready(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in d.items()}

@@ -10,7 +10,6 @@ group resumes from the latest. Rank 0 evaluates and reports the outcome last.
 from __future__ import annotations
 
 import hashlib
-import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,29 +26,13 @@ from dpsweep.distributed.state import (
     RankSummary,
     Saved,
     check_same_trial,
-    ledger_from_history,
     read_checkpoint,
     write_outcome,
     write_training,
 )
-from dpsweep.privacy import PrivacyLedger
-from dpsweep.train.batches import encode
-from dpsweep.train.config import TrialConfig
-from dpsweep.train.loop import (
-    PrivateTrainer,
-    Progress,
-    Trainer,
-    World,
-    cache_prefix,
-    epsilon_after,
-    evaluate_trial,
-    load_trial_corpus,
-    log_stderr,
-    make_trainer,
-    trial_ledger,
-    trial_model,
-)
-from dpsweep.train.plan import StepPlan, sample_rate_for
+from dpsweep.settings import TrialConfig
+from dpsweep.train.loop import Progress, Trainer, World, run_trial, trainer_ledger
+from dpsweep.train.plan import StepPlan
 
 StepHookOnRank = Callable[..., None]  # called as hook(rank=..., steps=...) after every step
 
@@ -67,49 +50,70 @@ class WorkerJob:
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:
-    """Ray Train entry point (`train_loop_per_worker`): train, checkpoint, evaluate."""
+    """Ray Train entry point (`train_loop_per_worker`): the one trial pipeline, on this rank."""
     import ray.train
 
     started_at = time.time()
     job: WorkerJob = loop_config["job"]
     torch.set_num_threads(job.threads_per_worker)
-    world = _world(job)
     saved = read_checkpoint(ray.train.get_checkpoint())
     if saved is not None:
         check_same_trial(saved.config_json, job.config, where="the run's storage")
-        if saved.outcome is not None:  # finished before a restart: hand the same outcome back
-            _report_outcome(saved.outcome, world)
-            return
-    corpus = load_trial_corpus(job.config)
-    assert math.isclose(sample_rate_for(n_train=len(corpus.train), batch_size=job.config.batch_size),
-                        job.plan.sample_rate), "this rank's corpus differs from the one the trial was planned on"
-    model, tokenizer = trial_model(job.config, num_labels=len(corpus.label_names), device=world.device)
-    train = encode(corpus.train, tokenizer, max_length_tokens=job.config.max_length)
-    loaded_at = time.time()
-    cache_prefix(model, train, job.config, log=log_stderr if world.rank == 0 else _quiet)
-    cached_at = time.time()
-    generator = torch.Generator().manual_seed(_rank_seed(job.config.seed, world.rank))
-    trainer = _trainer(model, train, job, world, generator)
-    clock = _Clock(first_started_at=started_at)
-    if saved is not None:
-        _restore(trainer, saved, world, generator, clock)
-    resumed_from = trainer.steps
-    trainer.run(on_step=_StepCallback(trainer, job, world, generator, clock))
-    ranks = _gather(_summary(trainer, job, world, resumed_from=resumed_from), world)
-    if world.rank != 0:
-        ray.train.report({}, checkpoint=None)
+    rank = RayTrainRank(job, world=_world(job), saved=saved, started_at=started_at)
+    if saved is not None and saved.outcome is not None:  # finished before a restart: same outcome
+        _report_outcome(saved.outcome, rank.world)
         return
-    module = _HostOutputs(trainer.module, world.device) if world.device != "cpu" else trainer.module
-    eval_started = time.time()
-    result = evaluate_trial(module, tokenizer, job.config, corpus, job.plan, ledger=_ledger(trainer, job),
-                            train_seconds=clock.train_seconds())
-    result.load_seconds, result.cache_seconds = loaded_at - started_at, cached_at - loaded_at
-    result.eval_seconds = time.time() - eval_started
-    _report_outcome(Outcome(trial=result, ranks=ranks, first_started_at=clock.first_started_at), world)
+    result = run_trial(job.config, plan=job.plan, ranks=rank)
+    if result is not None:
+        _report_outcome(Outcome(trial=result, ranks=rank.summaries, first_started_at=rank.clock.first_started_at),
+                        rank.world)
 
 
-def _quiet(_message: str) -> None:
-    pass
+class RayTrainRank:
+    """`dpsweep.train.loop.Ranks` on a Ray Train worker: DPDDP, lockstep sampling, checkpoints."""
+
+    def __init__(self, job: WorkerJob, *, world: World, saved: Saved | None, started_at: float):
+        self.job, self.world, self.saved = job, world, saved
+        self.generator = torch.Generator().manual_seed(_rank_seed(job.config.seed, world.rank))
+        self.clock = _Clock(first_started_at=started_at)
+        self.resumed_from = 0
+        self.summaries: list[RankSummary] = []
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        if not self.job.config.private:
+            _broadcast_parameters(model)
+            return model
+        from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
+
+        return DPDDP(model)
+
+    def trainer_options(self) -> dict[str, Any]:
+        if not self.job.config.private:
+            return {}
+        return {"generator": self.generator, "adapt_loader": lockstep_loader}
+
+    def restore(self, trainer: Trainer) -> None:
+        self.clock.start = time.perf_counter()  # training starts now (loading is not training)
+        if self.saved is not None:
+            _restore(trainer, self.saved, self.world, self.generator, self.clock)
+        self.resumed_from = trainer.steps
+
+    def on_step(self, trainer: Trainer, progress: Progress | None) -> Callable[[int, float], None]:
+        return _StepCallback(trainer, self.job, self.world, self.generator, self.clock, progress)
+
+    def train_seconds(self) -> float:
+        return self.clock.train_seconds()
+
+    def finish(self, trainer: Trainer) -> bool:
+        """Gather how every rank ended; ranks other than 0 make their last report here."""
+        import ray.train
+
+        self.summaries = _gather(_summary(trainer, self.job, self.world, resumed_from=self.resumed_from),
+                                 self.world)
+        if self.world.rank != 0:
+            ray.train.report({}, checkpoint=None)
+            return False
+        return True
 
 
 def _world(job: WorkerJob) -> World:
@@ -126,28 +130,11 @@ def _rank_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
-def _trainer(model, train, job: WorkerJob, world: World, generator: torch.Generator) -> Trainer:
-    if not job.config.private:
-        _broadcast_parameters(model)
-        return make_trainer(model, train, job.config, job.plan, world=world)
-    from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
-
-    return make_trainer(DPDDP(model), train, job.config, job.plan, world=world, generator=generator,
-                        adapt_loader=lockstep_loader)
-
-
 def _broadcast_parameters(model: torch.nn.Module) -> None:
     """Start every rank from rank 0's weights (DPDDP does this itself for DP trials)."""
     with torch.no_grad():
         for p in model.parameters():
             torch.distributed.broadcast(p.data, 0)
-
-
-def _ledger(trainer: Trainer, job: WorkerJob) -> PrivacyLedger:
-    """The ledger of the steps this rank's accountant counted (restored ones included)."""
-    if isinstance(trainer, PrivateTrainer):
-        return ledger_from_history(job.config, job.plan, trainer.accountant_history)
-    return trial_ledger(job.config, job.plan, steps=trainer.steps)
 
 
 class _Clock:
@@ -165,10 +152,10 @@ class _Clock:
 class _StepCallback:
     """After every step: log progress (rank 0), checkpoint on schedule, run the test hook."""
 
-    def __init__(self, trainer: Trainer, job: WorkerJob, world: World, generator: torch.Generator, clock: _Clock):
+    def __init__(self, trainer: Trainer, job: WorkerJob, world: World, generator: torch.Generator, clock: _Clock,
+                 progress: Progress | None):
         self.trainer, self.job, self.world, self.generator, self.clock = trainer, job, world, generator, clock
-        self.progress = Progress(job.plan.steps, log_stderr, epsilon_after(job.config, job.plan),
-                                 first_step=trainer.steps) if world.rank == 0 else None
+        self.progress = progress
 
     def __call__(self, steps: int, loss: float) -> None:
         loss = _sum_over_ranks(loss, self.world)  # each rank's loss covers its share of the batch
@@ -188,7 +175,7 @@ class _StepCallback:
             return
         training = {**self.trainer.state_dict(), "rng": rng, "train_seconds": self.clock.train_seconds(),
                     "first_started_at": self.clock.first_started_at}
-        ledger = _ledger(self.trainer, self.job)
+        ledger = trainer_ledger(self.trainer, self.job.config, self.job.plan)
         with tempfile.TemporaryDirectory() as folder:
             write_training(Path(folder), config=self.job.config, ledger=ledger, training=training)
             # No loss in the metrics: it is a noise-free function of the private training data.
@@ -232,7 +219,7 @@ def _summary(trainer: Trainer, job: WorkerJob, world: World, *, resumed_from: in
         digest.update(name.encode())
         digest.update(value.numpy().tobytes())
     return RankSummary(rank=world.rank, node_id=ray.get_runtime_context().get_node_id(), steps=trainer.steps,
-                       epsilon=_ledger(trainer, job).epsilon, weights_sha256=digest.hexdigest(),
+                       epsilon=trainer_ledger(trainer, job.config, job.plan).epsilon, weights_sha256=digest.hexdigest(),
                        resumed_from_steps=resumed_from)
 
 
@@ -264,14 +251,3 @@ def _report_outcome(outcome: Outcome, world: World) -> None:
     with tempfile.TemporaryDirectory() as folder:
         write_outcome(Path(folder), outcome)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
-
-
-class _HostOutputs(torch.nn.Module):
-    """Runs a model on its device for CPU inputs and hands its outputs back on the CPU."""
-
-    def __init__(self, model: torch.nn.Module, device: str):
-        super().__init__()
-        self.model, self.device = model, device
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids.to(self.device), attention_mask.to(self.device)).float().cpu()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from dpsweep.errors import PrivacyGuardError
+
 
 def find_boundary(
     is_low: Callable[[int], bool],
@@ -30,7 +32,8 @@ def find_boundary(
     perfectly monotone. ``propose(lo, hi)`` guesses the boundary; guesses outside
     (lo, hi) are clamped into it, so a guess equal to ``lo`` probes ``lo + 1``.
     """
-    assert lo < hi, (lo, hi)
+    if not lo < hi:
+        raise PrivacyGuardError(f"a step search needs lo < hi, got lo={lo}, hi={hi}")
     tries = 0
     while hi - lo > 1:
         if propose is not None and tries < model_tries:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from dpsweep.results.schema import SCHEMA_VERSION
 from dpsweep.results.store import ResultStore
 
 DATASETS = ("mimic-cxr", "ct-rate", "labelled-csv")
@@ -52,7 +53,7 @@ def synthetic_table(n_rows: int, *, seed: int = 0) -> pa.Table:
                for r, v, t in zip(rank, lr, target, strict=True)]
     started = datetime(2025, 1, 1, tzinfo=timezone.utc)
     columns: dict[str, Any] = {
-        "schema_version": pa.array(np.ones(n_rows, np.int32)),
+        "schema_version": pa.array(np.full(n_rows, SCHEMA_VERSION, np.int32)),
         "sweep_id": [f"bench-{i // 1000:04d}" for i in range(n_rows)],
         "trial_id": [f"t{i:07d}" for i in range(n_rows)],
         "dataset": rng.choice(np.array(DATASETS), n_rows),

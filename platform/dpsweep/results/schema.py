@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the row layout, stored per row and in each file's Parquet metadata."""
 
 METADATA_KEY = b"dpsweep.schema_version"
@@ -59,15 +59,8 @@ _COLUMNS: list[tuple[str, pa.DataType, bool, str]] = [
     ("sample_rate", _F, True, "Poisson sampling rate q (expected batch / n_train)."),
     ("steps", _I, True, "Optimizer steps taken (T)."),
     ("accountant", _S, True, "Privacy accountant that computed epsilon (e.g. prv, rdp)."),
-    # hyperparameters
-    ("rank", _I, True, "LoRA rank r."),
-    ("lora_alpha", _F, True, "LoRA scaling alpha."),
-    ("lora_dropout", _F, True, "LoRA dropout probability."),
-    ("lr", _F, True, "Learning rate."),
-    ("batch_size", _I, True, "Expected (logical) batch size."),
+    # hyperparameters: every setting declared as a store column in dpsweep.settings (below)
     ("epochs", _F, True, "Epochs actually trained (steps * sample_rate)."),
-    ("max_length", _I, True, "Maximum sequence length in tokens."),
-    ("seed", _I, True, "Random seed of the trial."),
     # validation metrics (null unless completed)
     ("weighted_f1", _F, True, "Validation F1 weighted by label support, threshold 0.5."),
     ("macro_f1", _F, True, "Validation macro-averaged F1, threshold 0.5."),
@@ -91,6 +84,18 @@ _COLUMNS: list[tuple[str, pa.DataType, bool, str]] = [
     ("config_json", _S, False, "Full resolved trial config as a JSON object; "
      "`dpsweep best --export FILE.yaml` turns it back into a `dpsweep train --config` file."),
 ]
+
+def _setting_columns() -> list[tuple[str, pa.DataType, bool, str]]:
+    """The trial settings that are columns (dpsweep.settings declares which), after the ledger."""
+    from dpsweep.settings import store_columns
+
+    kinds = {"float": _F, "int": _I, "string": _S}
+    return [(name, kinds[kind], True, f"Trial setting: {text[0].upper()}{text[1:]}.")
+            for name, kind, text in store_columns()]
+
+
+_at = [name for name, *_ in _COLUMNS].index("epochs")
+_COLUMNS[_at:_at] = _setting_columns()
 
 SCHEMA: pa.Schema = pa.schema(
     [pa.field(name, typ, nullable=nullable) for name, typ, nullable, _ in _COLUMNS],

@@ -11,14 +11,13 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
+from dpsweep.settings import TrialConfig
 from dpsweep.sweep.trainable import METRIC, TIMING_KEYS, config_for, row_from_json
-from dpsweep.train.config import TrialConfig
 
 
 def log(message: str) -> None:
@@ -136,19 +135,11 @@ def _trial_exception(trial):
 def failed_row(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, trial_id: str, dataset: str,
                error: str) -> dict[str, Any]:
     """The store row of a trial that raised: its config and the error, no metrics, no ε spent."""
-    from dpsweep import __version__
-    from dpsweep.train.record import git_commit
+    from dpsweep.train.record import TrialResult, result_row
 
     try:
         config = config_for(params, base)
     except ValueError:
         config = TrialConfig.from_mapping(base, source="sweep base")
-    return {
-        "sweep_id": sweep_id, "trial_id": trial_id, "dataset": dataset, "dataset_format": config.dataset_format,
-        "model": config.model, "status": "failed", "epsilon_target": config.epsilon, "delta": config.delta,
-        "sigma": config.sigma if config.private else 0.0, "clip": config.clip, "accountant": config.accountant,
-        "rank": config.rank, "lora_alpha": config.lora_alpha, "lora_dropout": config.lora_dropout,
-        "lr": config.lr, "batch_size": config.batch_size, "max_length": config.max_length, "seed": config.seed,
-        "started_at": datetime.now(timezone.utc), "dpsweep_version": __version__, "git_commit": git_commit(),
-        "error": error, "config_json": config.to_json(),
-    }
+    return result_row(TrialResult.failed(config, dataset=dataset, error=error), sweep_id=sweep_id,
+                      trial_id=trial_id)

@@ -28,24 +28,29 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dpsweep.errors import ConfigError
-from dpsweep.train.config import TrialConfig
+from dpsweep.settings import SETTINGS, TrialConfig, read_yaml, searchable, setting_type, yaml_home
 
 Dist = Literal["loguniform", "uniform", "int", "choice"]
 DISTS: tuple[str, ...] = ("loguniform", "uniform", "int", "choice")
-SEARCHABLE = ("rank", "lr", "clip", "sigma", "batch_size", "max_epochs", "lora_alpha", "lora_dropout", "head_lr",
-              "head_clip_share")
-NON_PRIVATE_SEARCH = ("rank", "lr")  # the ε = inf baseline searches these only
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "nsgaii")
-_INT_KEYS = {"rank", "batch_size"}
 
 _SECTIONS = ("name", "dataset", "model", "privacy", "search", "training", "trials_per_target", "sampler",
              "resources", "store")
-_DATASET_KEYS = {"format": "dataset_format", "path": "data_path", "name": None, "sections": "sections",
-                 "uncertain_policy": "uncertain_policy", "max_length": "max_length",
-                 "val_fraction": "val_fraction"}
-_MODEL_KEYS = {"path": "model", "pooling": "pooling", "lora_targets": "lora_targets",
-               "lora_layers": "lora_layers"}
-_PRIVACY_KEYS = ("epsilons", "delta", "accountant")
+# Keys of the sections that are the sweep's own, not a trial setting
+_SWEEP_KEYS = {"dataset": ("name",), "privacy": ("epsilons",)}
+
+
+def _section_keys(section: str) -> dict[str, str | None]:
+    """YAML key -> setting name for one section (None: a sweep-level key). `training` takes any."""
+    if section == "training":
+        return {name: name for name in SETTINGS if name != "epsilon"}
+    keys: dict[str, str | None] = {}
+    for name in SETTINGS:
+        home, key = yaml_home(name)
+        if home == section and name != "epsilon":
+            keys[key] = name
+    keys.update({key: None for key in _SWEEP_KEYS.get(section, ())})
+    return keys
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ class SweepSpec:
     def params_for(self, epsilon: float) -> tuple[Param, ...]:
         """Searched parameters for one target: the non-private baseline searches rank and lr only."""
         if math.isinf(epsilon):
-            return tuple(p for p in self.params if p.key in NON_PRIVATE_SEARCH)
+            return tuple(p for p in self.params if p.key in searchable(private=False))
         return self.params
 
     def base_for(self, epsilon: float) -> TrialConfig:
@@ -115,17 +120,11 @@ class SweepSpec:
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a search-space YAML file (raises ConfigError naming file and field)."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"search space {path} does not exist; pass a YAML file such as "
                           "search_spaces/quickstart.yaml")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
-    return spec_from_mapping(data, source=str(path))
+    return spec_from_mapping(read_yaml(path), source=str(path))
 
 
 def spec_from_mapping(data: Any, *, source: str) -> SweepSpec:
@@ -140,9 +139,9 @@ def spec_from_mapping(data: Any, *, source: str) -> SweepSpec:
     name = str(data["name"])
     if not name.replace("-", "").replace("_", "").isalnum():
         raise err("name", f"must use letters, digits, '-' or '_' only, got {name!r}")
-    flat, dataset_name = _flat_config(err, data)
-    epsilons, flat = _privacy(err, _section(err, data, "privacy"), flat)
-    params = _search(err, _section(err, data, "search"), flat)
+    flat, where, dataset_name = _flat_config(err, data)
+    epsilons = _privacy(err, _section(err, data, "privacy"))
+    params = _search(err, _section(err, data, "search"), flat, where)
     try:
         base = TrialConfig.from_mapping(flat, source=source)
     except ConfigError as exc:
@@ -182,42 +181,50 @@ def _refuse_unknown(err: _Errors, prefix: str, mapping: dict, known) -> None:
             raise err(f"{prefix}{key}", f"unknown key; {hint}")
 
 
-def _flat_config(err: _Errors, data: dict) -> tuple[dict, str | None]:
-    """dataset/model/training sections -> flat TrialConfig keys."""
+def _flat_config(err: _Errors, data: dict) -> tuple[dict, dict, str | None]:
+    """dataset/model/privacy/training sections -> (flat TrialConfig keys, where each came from, name).
+
+    A setting may be given in its own section or in `training`, not in both.
+    """
     flat: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for section in ("dataset", "model", "privacy", "training"):
+        mapping = _section(err, data, section)
+        keys = _section_keys(section)
+        _refuse_unknown(err, f"{section}.", mapping, keys)
+        for key, value in mapping.items():
+            if keys[key] is not None:
+                _put(err, flat, where, keys[key], value, f"{section}.{key}")
     dataset = _section(err, data, "dataset")
-    _refuse_unknown(err, "dataset.", dataset, _DATASET_KEYS)
     for key in ("format", "path"):
         if not dataset.get(key):
             raise err(f"dataset.{key}", "is missing; give the reader (mimic-cxr, ct-rate, csv) and the "
                       "folder holding the data")
-    for key, target in _DATASET_KEYS.items():
-        if target and key in dataset:
-            flat[target] = dataset[key]
     flat["data_path"] = str(dataset["path"])  # relative to where the sweep is launched
     from dpsweep.data import FORMATS
 
     if flat["dataset_format"] not in FORMATS:
         raise err("dataset.format", f"unknown reader {flat['dataset_format']!r}; use one of {', '.join(FORMATS)}")
-    model = _section(err, data, "model")
-    _refuse_unknown(err, "model.", model, _MODEL_KEYS)
-    flat.update({_MODEL_KEYS[k]: v for k, v in model.items()})
-    training = _section(err, data, "training")
-    known = {f.name for f in fields(TrialConfig)} - set(flat) - {"epsilon"}
-    _refuse_unknown(err, "training.", training, sorted(known))
-    flat.update(training)
     name = dataset.get("name")
-    return flat, str(name) if name is not None else None
+    return flat, where, str(name) if name is not None else None
 
 
-def _privacy(err: _Errors, privacy: dict, flat: dict) -> tuple[tuple[float, ...], dict]:
-    _refuse_unknown(err, "privacy.", privacy, _PRIVACY_KEYS)
+def _put(err: _Errors, flat: dict, where: dict, name: str, value: Any, place: str) -> None:
+    """Set one setting, refusing a second place that sets it too."""
+    if name in where:
+        raise err(place, f"sets '{name}', which {where[name]} sets already; keep one of the two")
+    flat[name], where[name] = value, place
+
+
+def _privacy(err: _Errors, privacy: dict) -> tuple[float, ...]:
     raw = privacy.get("epsilons")
     if not isinstance(raw, list) or not raw:
         raise err("privacy.epsilons", f"must be a non-empty list such as [1, 3, 8, inf], got {raw!r}")
     epsilons = []
     for value in raw:
         try:
+            if isinstance(value, bool):
+                raise TypeError
             eps = float(value)
         except (TypeError, ValueError):
             raise err("privacy.epsilons", f"{value!r} is not a number; use numbers or inf") from None
@@ -226,22 +233,20 @@ def _privacy(err: _Errors, privacy: dict, flat: dict) -> tuple[tuple[float, ...]
         epsilons.append(eps)
     if len(set(epsilons)) != len(epsilons):
         raise err("privacy.epsilons", f"targets must be distinct, got {raw!r}")
-    out = dict(flat)
-    for key in ("delta", "accountant"):
-        if key in privacy:
-            out[key] = privacy[key]
-    return tuple(sorted(epsilons)), out
+    return tuple(sorted(epsilons))
 
 
-def _search(err: _Errors, search: dict, flat: dict) -> tuple[Param, ...]:
+def _search(err: _Errors, search: dict, flat: dict, where: dict) -> tuple[Param, ...]:
     """Distributions become Params; fixed values go into the base config."""
-    _refuse_unknown(err, "search.", search, SEARCHABLE)
+    _refuse_unknown(err, "search.", search, searchable())
     params = []
     for key, value in search.items():
         if isinstance(value, dict):
+            if key in where:
+                raise err(f"search.{key}", f"searches '{key}', which {where[key]} fixes; keep one of the two")
             params.append(_param(err, f"search.{key}", key, value))
         else:
-            flat[key] = value
+            _put(err, flat, where, key, value, f"search.{key}")
     return tuple(params)
 
 
@@ -267,7 +272,7 @@ def _param(err: _Errors, where: str, key: str, spec: dict) -> Param:
         raise err(where, f"low <= high must hold, but got (low={low:g}, high={high:g})")
     if dist == "loguniform" and low <= 0:
         raise err(f"{where}.low", f"loguniform needs low > 0, got {low:g}")
-    if dist != "int" and key in _INT_KEYS:
+    if dist != "int" and setting_type(key) is int:
         raise err(f"{where}.dist", f"{key} is an integer; use dist: int or dist: choice")
     if dist == "int" and (not low.is_integer() or not high.is_integer()):
         raise err(where, f"int needs integer bounds, got (low={low:g}, high={high:g})")

@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from dpsweep.train.config import TrialConfig
+from dpsweep.settings import TrialConfig, from_json_ready, json_ready
 
 METRIC = "weighted_f1"
 # Where a trial's time went (TrialResult fields), reported for `dpsweep bench sweep`
@@ -23,15 +23,8 @@ TIMING_KEYS = ("load_seconds", "worker_start_seconds", "cache_seconds", "train_s
 
 
 def config_for(params: dict[str, Any], base: dict[str, Any]) -> TrialConfig:
-    """Merge sampled parameters into the target's base config."""
-    merged = {**base, **{k: v for k, v in params.items() if k in _TRIAL_KEYS}}
-    for key in ("rank", "batch_size"):
-        if key in merged and merged[key] is not None:
-            merged[key] = int(merged[key])
-    return TrialConfig.from_mapping(merged, source="sweep trial")
-
-
-_TRIAL_KEYS = set(TrialConfig.__dataclass_fields__)
+    """Merge sampled parameters into the target's base config (coerced by the settings' types)."""
+    return TrialConfig.from_mapping({**base, **params}, source="sweep trial")
 
 
 def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, trial_prefix: str,
@@ -40,7 +33,7 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
     """Tune function trainable (Ray 2.60 function API): train, evaluate, report once."""
     from ray import tune
 
-    from dpsweep.cli import _quiet_libraries, json_safe
+    from dpsweep.cli import _quiet_libraries
     from dpsweep.train.record import result_row
 
     _quiet_libraries()
@@ -70,7 +63,7 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
     row = result_row(result, sweep_id=sweep_id, trial_id=trial_id, started_at=started_at)
     score = result.val.weighted_f1 if result.val is not None else 0.0  # infeasible: nothing learned
     timings = {key: float(getattr(result, key, 0.0) or 0.0) for key in TIMING_KEYS}
-    tune.report({METRIC: score, "status": result.status, "row_json": json.dumps(json_safe(row), default=str),
+    tune.report({METRIC: score, "status": result.status, "row_json": json.dumps(json_ready(row), default=str),
                  "trial_seconds": time.perf_counter() - t0, **timings,
                  "epsilon_spent": _finite_or_none(result.ledger.epsilon)})
 
@@ -80,11 +73,8 @@ def _finite_or_none(value: float | None) -> float | None:
 
 
 def row_from_json(text: str) -> dict[str, Any]:
-    """Inverse of the report's row_json (`cli.json_safe` + str datetimes): back to store types."""
-    row = json.loads(text)
-    for key, value in row.items():
-        if value in ("inf", "-inf"):
-            row[key] = float(value)
+    """Inverse of the report's row_json (`settings.json_ready` + str datetimes): back to store types."""
+    row = from_json_ready(json.loads(text))
     if isinstance(row.get("started_at"), str):
         row["started_at"] = datetime.fromisoformat(row["started_at"])
     return row

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dpsweep.train.config import TrialConfig
+from dpsweep.settings import TrialConfig
 from dpsweep.train.loop import TrialResult, run_trial
 from dpsweep.train.metrics import Metrics, evaluate, floors, tune_thresholds
 from dpsweep.train.plan import StepPlan, plan_steps, sample_rate_for

@@ -11,15 +11,17 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from dpsweep.data import Corpus, DataOptions, load_corpus
+from dpsweep.errors import PrivacyGuardError
 from dpsweep.model import LoraSettings, ModelSpec, load_classifier, resolve_model_path
 from dpsweep.privacy import PrivacyLedger, compute_epsilon, validate_privacy_args
+from dpsweep.settings import TrialConfig
 from dpsweep.train.batches import (
     EncodedSplit,
     PadCollate,
@@ -28,10 +30,10 @@ from dpsweep.train.batches import (
     length_sorted_memory_manager,
     predict,
 )
-from dpsweep.train.config import TrialConfig
 from dpsweep.train.loss import MultiLabelBCE
-from dpsweep.train.metrics import Metrics, evaluate, tune_thresholds
-from dpsweep.train.plan import StepPlan, plan_steps
+from dpsweep.train.metrics import evaluate, tune_thresholds
+from dpsweep.train.plan import StepPlan, plan_steps, sample_rate_for
+from dpsweep.train.record import TrialResult
 
 Log = Callable[[str], None]
 
@@ -40,54 +42,24 @@ def log_stderr(message: str) -> None:
     print(f"[dpsweep] {message}", file=sys.stderr, flush=True)
 
 
-@dataclass
-class TrialResult:
-    """What one trial produced: status, privacy ledger, metrics, timings. Never text."""
+def _quiet(_message: str) -> None:
+    pass
 
-    status: str  # completed | infeasible
-    config: TrialConfig
-    ledger: PrivacyLedger
-    dataset: str
-    label_names: tuple[str, ...]
-    n_train: int
-    n_val: int
-    n_test: int = 0
-    epochs: float = 0.0
-    reason: str = ""
-    val: Metrics | None = None
-    val_tuned: Metrics | None = None
-    test: Metrics | None = None
-    test_tuned: Metrics | None = None
-    thresholds: list[float] = field(default_factory=list)
-    train_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    step_seconds: float = 0.0
-    worker_start_seconds: float = 0.0  # starting a Ray Train worker group (0 when trained in-process)
-    load_seconds: float = 0.0   # corpus, model and tokenisation, before training
-    cache_seconds: float = 0.0  # frozen-layer cache (see dpsweep.model.prefix)
-    eval_seconds: float = 0.0   # validation and test evaluation
 
-    def to_dict(self) -> dict:
-        """Flat summary (the `dpsweep train --json` object); inf is kept as float inf."""
-        out = {"status": self.status, "reason": self.reason, "dataset": self.dataset,
-               "model": self.config.model, **self.ledger.to_dict(),
-               "epsilon_target": self.config.epsilon, "n_train": self.n_train, "n_val": self.n_val,
-               "n_test": self.n_test, "epochs": self.epochs, "rank": self.config.rank,
-               "lr": self.config.lr, "batch_size": self.config.batch_size,
-               "max_length": self.config.max_length, "seed": self.config.seed,
-               "train_seconds": self.train_seconds, "wall_seconds": self.wall_seconds,
-               "step_seconds": self.step_seconds, "worker_start_seconds": self.worker_start_seconds}
-        for prefix, metrics in (("", self.val), ("test_", self.test)):
-            if metrics is not None:
-                out.update(metrics.to_dict(prefix))
-        for prefix, metrics in (("", self.val_tuned), ("test_", self.test_tuned)):
-            if metrics is not None:
-                out[f"{prefix}weighted_f1_tuned"] = metrics.weighted_f1
-                out[f"{prefix}macro_f1_tuned"] = metrics.macro_f1
-        if self.thresholds:
-            out["thresholds"] = dict(zip(self.label_names, self.thresholds, strict=True))
-        out["config"] = self.config.to_dict()
-        return out
+class Ranks(Protocol):
+    """What one rank of a distributed trial adds to the one-process trial (dpsweep.distributed).
+
+    `run_trial` calls these at fixed points; without a `Ranks` it trains in this process.
+    """
+
+    world: World
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module: ...  # wrap (DPDDP) or sync weights
+    def trainer_options(self) -> dict[str, Any]: ...  # extra PrivateTrainer arguments (sampling)
+    def restore(self, trainer: Trainer) -> None: ...  # continue from the latest checkpoint
+    def on_step(self, trainer: Trainer, progress: Progress | None) -> StepHook: ...
+    def train_seconds(self) -> float: ...  # training time summed over attempts
+    def finish(self, trainer: Trainer) -> bool: ...  # True on the rank that evaluates (rank 0)
 
 
 def seed_everything(seed: int) -> None:
@@ -102,35 +74,79 @@ def load_trial_corpus(config: TrialConfig) -> Corpus:
     return load_corpus(config.dataset_format, config.data_path, options)
 
 
-def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, log: Log = log_stderr,
-              prefix_states: dict | None = None) -> TrialResult:
+def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, plan: StepPlan | None = None,
+              log: Log = log_stderr, prefix_states: dict | None = None, device: str = "cpu",
+              ranks: Ranks | None = None) -> TrialResult | None:
     """Run one trial end to end and return its result (raises UserInputError on bad input).
 
-    `prefix_states`: frozen-layer outputs computed once for a whole sweep (see
-    `compute_prefix_states`); reports they lack are computed here.
+    One pipeline for every path (nanoGPT's `ddp` / `master_process`): without `ranks` it
+    trains in this process on `device`; on a Ray Train rank `ranks` wraps the model, keeps
+    the ranks' sampling in step and checkpoints, and only rank 0 evaluates and returns a
+    result (other ranks return None). `plan`: the calibration made by the caller (ranks
+    never re-plan). `prefix_states`: frozen-layer outputs computed once for a whole sweep
+    (see `compute_prefix_states`); reports they lack are computed here.
     """
     started = time.perf_counter()
+    world = ranks.world if ranks is not None else World(device=device)
+    master = world.rank == 0
+    log = log if master else _quiet
     resolve_model_path(config.model)  # a wrong model folder fails before any data is read
     corpus = corpus if corpus is not None else load_trial_corpus(config)
-    plan = plan_trial(config, corpus)
+    plan = plan if plan is not None else plan_trial(config, corpus)
+    check_plan_fits(plan, config, n_train=len(corpus.train))
     if not plan.feasible:
         log(f"infeasible: {plan.reason}")
         return infeasible_result(config, corpus, plan, wall_seconds=time.perf_counter() - started)
-    log(plan_summary(config, corpus, plan))
-    model, tokenizer = trial_model(config, num_labels=len(corpus.label_names))
+    if ranks is None:
+        log(plan_summary(config, corpus, plan))
+    model, tokenizer = trial_model(config, num_labels=len(corpus.label_names), device=world.device)
     train = encode(corpus.train, tokenizer, max_length_tokens=config.max_length)
     t_cache = time.perf_counter()
     cache_prefix(model, train, config, log=log, states=prefix_states)
     t0 = time.perf_counter()
-    model, steps = fit(model, train, config, plan, log=log)
-    train_seconds = time.perf_counter() - t0
-    result = evaluate_trial(model, tokenizer, config, corpus, plan, ledger=trial_ledger(config, plan, steps=steps),
-                            train_seconds=train_seconds)
+    if ranks is None:
+        trainer = make_trainer(model, train, config, plan, world=world)
+    else:
+        trainer = make_trainer(ranks.prepare(model), train, config, plan, world=world, **ranks.trainer_options())
+        ranks.restore(trainer)
+    progress = Progress(plan.steps, log, epsilon_after(config, plan), first_step=trainer.steps,
+                        show_loss=not config.private) if master else None
+    trainer.run(on_step=ranks.on_step(trainer, progress) if ranks is not None else progress.step)
+    train_seconds = ranks.train_seconds() if ranks is not None else time.perf_counter() - t0
+    if ranks is not None and not ranks.finish(trainer):
+        return None
+    t_eval = time.perf_counter()
+    result = evaluate_trial(on_host(trainer.module, world.device), tokenizer, config, corpus, plan,
+                            ledger=trainer_ledger(trainer, config, plan), train_seconds=train_seconds)
     result.wall_seconds = time.perf_counter() - started
     result.load_seconds, result.cache_seconds = t_cache - started, t0 - t_cache
-    result.eval_seconds = result.wall_seconds - (t0 - started) - train_seconds
+    result.eval_seconds = time.perf_counter() - t_eval
     log(done_summary(result))
     return result
+
+
+def check_plan_fits(plan: StepPlan, config: TrialConfig, *, n_train: int) -> None:
+    """The corpus this process read must give the q the trial was calibrated with."""
+    q = sample_rate_for(n_train=n_train, batch_size=config.batch_size)
+    if not math.isclose(q, plan.sample_rate):
+        raise PrivacyGuardError(f"this process's corpus gives q={q:.6g} but the trial was planned with "
+                                f"q={plan.sample_rate:.6g}; every rank must read the same data")
+
+
+def on_host(model: torch.nn.Module, device: str) -> torch.nn.Module:
+    """The model as evaluation wants it: CPU inputs in, CPU outputs out."""
+    return model if device == "cpu" else _HostOutputs(model, device)
+
+
+class _HostOutputs(torch.nn.Module):
+    """Runs a model on its device for CPU inputs and hands its outputs back on the CPU."""
+
+    def __init__(self, model: torch.nn.Module, device: str):
+        super().__init__()
+        self.model, self.device = model, device
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids.to(self.device), attention_mask.to(self.device)).float().cpu()
 
 
 def plan_trial(config: TrialConfig, corpus: Corpus) -> StepPlan:
@@ -259,11 +275,21 @@ def optimizer_and_schedule(model, config: TrialConfig, total_steps: int):
     return optimizer, schedule
 
 
-def fit(model, train: EncodedSplit, config: TrialConfig, plan: StepPlan, *, log: Log):
-    """Train for plan.steps logical steps; returns (model, steps actually taken)."""
-    trainer = make_trainer(model, train, config, plan)
-    steps = trainer.run(on_step=Progress(plan.steps, log, epsilon_after(config, plan)).step)
-    return trainer.module, steps
+def trainer_ledger(trainer: Trainer, config: TrialConfig, plan: StepPlan) -> PrivacyLedger:
+    """The ledger of the steps the trainer took; a DP trainer's from its accountant's history
+    (steps restored from a checkpoint included)."""
+    if isinstance(trainer, PrivateTrainer):
+        return ledger_from_history(config, plan, trainer.accountant_history)
+    return trial_ledger(config, plan, steps=trainer.steps)
+
+
+def ledger_from_history(config: TrialConfig, plan: StepPlan, history: list[tuple[float, float, int]]) -> PrivacyLedger:
+    """The ledger of a DP trial from its Opacus accountant's (σ, q, steps) history."""
+    for sigma, sample_rate, _ in history:
+        if not (math.isclose(sigma, plan.sigma) and math.isclose(sample_rate, plan.sample_rate)):
+            raise PrivacyGuardError(f"the accountant counted steps at σ={sigma}, q={sample_rate}, not the "
+                                    f"plan's σ={plan.sigma}, q={plan.sample_rate}; the ε would be wrong")
+    return trial_ledger(config, plan, steps=sum(int(n) for _, _, n in history))
 
 
 def epsilon_after(config: TrialConfig, plan: StepPlan) -> Callable[[int], float] | None:
@@ -278,10 +304,14 @@ def epsilon_after(config: TrialConfig, plan: StepPlan) -> Callable[[int], float]
 
 
 class Progress:
-    """Prints about ten progress lines per trial: step, loss, ε so far, time."""
+    """Prints about ten progress lines per trial: step, ε so far, time (and loss without DP).
 
-    def __init__(self, total: int, log: Log, epsilon_of: Callable[[int], float] | None, *, first_step: int = 0):
-        self.total, self.log, self.epsilon_of = total, log, epsilon_of
+    A DP trial's training loss is a noise-free function of the private batch: never shown.
+    """
+
+    def __init__(self, total: int, log: Log, epsilon_of: Callable[[int], float] | None, *, first_step: int = 0,
+                 show_loss: bool = False):
+        self.total, self.log, self.epsilon_of, self.show_loss = total, log, epsilon_of, show_loss
         self.every = max(1, total // 10)
         self.start = time.perf_counter()
         self.first_step = first_step  # steps already taken before this run (resumed from a checkpoint)
@@ -294,8 +324,9 @@ class Progress:
         eps = f", ε so far {_fmt_eps(self.epsilon_of(steps))}" if self.epsilon_of else ""
         elapsed = time.perf_counter() - self.start
         eta = elapsed / max(steps - self.first_step, 1) * (self.total - steps)
-        recent = float(np.mean(self.losses[-self.every:]))
-        self.log(f"step {steps}/{self.total}  loss {recent:.4f}{eps}  {elapsed:.0f} s elapsed, ETA {eta:.0f} s")
+        loss_text = f"  loss {float(np.mean(self.losses[-self.every:])):.4f}" if self.show_loss else ""
+        self.losses = self.losses[-self.every:]
+        self.log(f"step {steps}/{self.total}{loss_text}{eps}  {elapsed:.0f} s elapsed, ETA {eta:.0f} s")
 
 
 # -- The training loop, in pieces the distributed trial (dpsweep.distributed) reuses. --
@@ -363,7 +394,9 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         params = {name: p for name, p in self.module.named_parameters() if p.requires_grad}
-        assert set(params) == set(state["trainable"]), "checkpoint holds other trainable parameters"
+        if set(params) != set(state["trainable"]):
+            raise PrivacyGuardError("the checkpoint holds other trainable parameters than this trial's model; "
+                                    "resume only the trial that wrote it")
         with torch.no_grad():
             for name, value in state["trainable"].items():
                 params[name].copy_(value)
@@ -474,7 +507,9 @@ class PrivateTrainer(Trainer):
             self.model, self.optimizer, self.criterion, dp_loader = private
         else:
             self.model, self.optimizer, dp_loader = private
-        assert math.isclose(dp_loader.sample_rate, plan.sample_rate), "Opacus q differs from the calibrated q"
+        if not math.isclose(dp_loader.sample_rate, plan.sample_rate):
+            raise PrivacyGuardError(f"Opacus samples with q={dp_loader.sample_rate:.6g} but the budget was "
+                                    f"calibrated for q={plan.sample_rate:.6g}")
         if adapt_loader is not None:
             dp_loader = adapt_loader(dp_loader)
         self.n_train = len(train)
@@ -490,7 +525,8 @@ class PrivateTrainer(Trainer):
     def run(self, *, on_step: StepHook | None = None) -> int:
         steps = super().run(on_step=on_step)
         counted = sum(n for _, _, n in self.engine.accountant.history)
-        assert counted == steps, f"accountant counted {counted} steps, loop took {steps}"
+        if counted != steps:
+            raise PrivacyGuardError(f"the accountant counted {counted} steps but the loop took {steps}")
         return steps
 
     def _logical_steps(self) -> Iterator[float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from dpsweep.train.config import TrialConfig
+from dpsweep.settings import TrialConfig
 
 
 @dataclass(frozen=True)
