@@ -40,10 +40,10 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
     """Tune function trainable (Ray 2.60 function API): train, evaluate, report once."""
     from ray import tune
 
-    from dpsweep.cli import _quiet_libraries, json_safe
+    from dpsweep.console import json_safe, quiet_libraries
     from dpsweep.train.record import result_row
 
-    _quiet_libraries()
+    quiet_libraries()
 
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
