@@ -10,38 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import warnings
 from collections.abc import Sequence
 
 from dpsweep import __version__
+from dpsweep.console import json_safe, quiet_libraries
 from dpsweep.errors import UserInputError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INFEASIBLE = 0, 1, 2, 3
-
-
-def _quiet_libraries() -> None:
-    """Keep library chatter (progress bars, RNG notices) out of the user's terminal."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")
-    warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module="opacus")
-
-
-def json_safe(value):
-    """Replace float inf/nan by strings so the output is strict JSON."""
-    if isinstance(value, float) and (math.isinf(value) or math.isnan(value)):
-        return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 # ---- train ------------------------------------------------------------------------------
@@ -181,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _quiet_libraries()
+    quiet_libraries()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

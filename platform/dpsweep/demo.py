@@ -14,9 +14,9 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dpsweep.cli import _quiet_libraries
+    from dpsweep.console import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
     parser = argparse.ArgumentParser(prog="python -m dpsweep.demo", description=__doc__)
     parser.add_argument("--space", default="search_spaces/quickstart.yaml", help="search space to run")
     parser.add_argument("--n", type=int, default=1500, help="studies in the synthetic corpus, if written")

@@ -27,6 +27,7 @@ from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from dpsweep.console import json_safe
 from dpsweep.errors import ConfigError
 
 Section = Literal["dataset", "model", "privacy", "training"]
@@ -142,7 +143,7 @@ class TrialConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-safe dict (inf as the string "inf", tuples as lists)."""
-        return json_ready(asdict(self))
+        return json_safe(asdict(self))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -347,29 +348,7 @@ def flag_name(name: str) -> str:
     return name.replace("_", "-")
 
 
-# ---- JSON and YAML ----------------------------------------------------------------------------
-
-def json_ready(value: Any) -> Any:
-    """dpsweep's one JSON convention: ±inf and nan as the strings "inf", "-inf", "nan"; tuples as lists."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    return value
-
-
-def from_json_ready(value: Any) -> Any:
-    """Inverse of :func:`json_ready` for values: "inf", "-inf" and "nan" become floats again."""
-    if value in ("inf", "-inf", "nan"):
-        return float(value)
-    if isinstance(value, dict):
-        return {k: from_json_ready(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [from_json_ready(v) for v in value]
-    return value
-
+# ---- YAML ----------------------------------------------------------------------------
 
 class _UniqueKeyLoader:
     """A yaml SafeLoader that refuses a key given twice in one mapping (the second would win)."""

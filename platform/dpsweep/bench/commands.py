@@ -76,7 +76,7 @@ def _real(args) -> int:
 
 def _sweep(args) -> int:
     from dpsweep.bench.sweep import bench_sweep
-    from dpsweep.cli import json_safe
+    from dpsweep.console import json_safe
 
     report = bench_sweep(args.space, workers=args.workers, trials_per_target=args.trials_per_target,
                          epsilons=tuple(args.epsilons) if args.epsilons else None)

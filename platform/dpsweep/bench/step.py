@@ -24,13 +24,13 @@ def _one(mode: str, *, batch_size: int, length: int, steps: int, warmup: int) ->
     import torch
     from opacus import PrivacyEngine
 
-    from dpsweep.cli import _quiet_libraries
+    from dpsweep.console import quiet_libraries
     from dpsweep.model import ModelSpec, load_classifier
     from dpsweep.settings import TrialConfig
     from dpsweep.train.loop import clipping_arguments, optimizer_and_schedule
     from dpsweep.train.loss import MultiLabelBCE
 
-    _quiet_libraries()
+    quiet_libraries()
     torch.manual_seed(0)
     model, tokenizer = load_classifier(ModelSpec(), num_labels=14)
     input_ids = torch.randint(1000, tokenizer.vocab_size, (batch_size, length))

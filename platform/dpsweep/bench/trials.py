@@ -85,7 +85,7 @@ def bench_synthetic(path: Path, *, n: int = 4000, **overrides) -> dict:
 
 
 def dump(report: dict, out: Path | None) -> None:
-    from dpsweep.cli import json_safe
+    from dpsweep.console import json_safe
 
     print(markdown_table(report))
     if out:

@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
+from dpsweep.console import json_safe
 from dpsweep.errors import ConfigError
 from dpsweep.privacy import PrivacyLedger
-from dpsweep.settings import TrialConfig, json_ready
+from dpsweep.settings import TrialConfig
 from dpsweep.train.record import TrialResult
 
 TRAINING_FILE = "training.pt"
@@ -65,7 +66,7 @@ class Saved:
 def write_training(folder: Path, *, config: TrialConfig, ledger: PrivacyLedger, training: dict[str, Any]) -> None:
     """Write a resumable checkpoint into `folder` (rank 0 only)."""
     torch.save(training, folder / TRAINING_FILE)
-    (folder / LEDGER_FILE).write_text(json.dumps(json_ready(ledger.to_dict()), sort_keys=True))
+    (folder / LEDGER_FILE).write_text(json.dumps(json_safe(ledger.to_dict()), sort_keys=True))
     (folder / CONFIG_FILE).write_text(config.to_json())
 
 
@@ -73,7 +74,7 @@ def write_outcome(folder: Path, outcome: Outcome) -> None:
     """Write the final checkpoint: the trial's result and the per-rank summaries."""
     with open(folder / OUTCOME_FILE, "wb") as f:
         pickle.dump(outcome, f)
-    (folder / LEDGER_FILE).write_text(json.dumps(json_ready(outcome.trial.ledger.to_dict()), sort_keys=True))
+    (folder / LEDGER_FILE).write_text(json.dumps(json_safe(outcome.trial.ledger.to_dict()), sort_keys=True))
     (folder / CONFIG_FILE).write_text(outcome.trial.config.to_json())
 
 

@@ -1,30 +1,18 @@
-"""Classifiers from a local model folder or the embedded default, with LoRA adapters."""
+"""Classifiers from a local model folder or the embedded default, with LoRA adapters.
+
+The names below are imported on first use: ``resolve_model_path`` and ``LoraSettings``
+need no torch; the classifier names load torch (and transformers when a model is built).
+"""
 
 from __future__ import annotations
 
-from dpsweep.model.classifier import (
-    POOLINGS,
-    ModelSpec,
-    PooledClassifier,
-    build_classifier,
-    load_classifier,
-    pool,
-    trainable_parameters,
-)
-from dpsweep.model.loading import DEFAULT_MODEL, resolve_model_path
-from dpsweep.model.lora import LoraSettings, apply_lora, lora_targets_for
+from dpsweep import _lazy
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "POOLINGS",
-    "LoraSettings",
-    "ModelSpec",
-    "PooledClassifier",
-    "apply_lora",
-    "build_classifier",
-    "load_classifier",
-    "lora_targets_for",
-    "pool",
-    "resolve_model_path",
-    "trainable_parameters",
-]
+_EXPORTS = {
+    "classifier": ("POOLINGS", "ModelSpec", "PooledClassifier", "build_classifier",
+                   "load_classifier", "pool", "trainable_parameters"),
+    "loading": ("DEFAULT_MODEL", "resolve_model_path"),
+    "lora": ("LoraSettings", "apply_lora", "lora_targets_for"),
+}
+__getattr__, __dir__ = _lazy.lazy_exports(__name__, _EXPORTS)
+__all__ = _lazy.export_names(_EXPORTS)

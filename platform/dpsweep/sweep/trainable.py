@@ -15,7 +15,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from dpsweep.settings import TrialConfig, from_json_ready, json_ready
+from dpsweep.console import from_json_safe, json_safe
+from dpsweep.settings import TrialConfig
 
 METRIC = "weighted_f1"
 # Where a trial's time went (TrialResult fields), reported for `dpsweep bench sweep`
@@ -33,10 +34,10 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
     """Tune function trainable (Ray 2.60 function API): train, evaluate, report once."""
     from ray import tune
 
-    from dpsweep.cli import _quiet_libraries
+    from dpsweep.console import quiet_libraries
     from dpsweep.train.record import result_row
 
-    _quiet_libraries()
+    quiet_libraries()
 
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -63,7 +64,7 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
     row = result_row(result, sweep_id=sweep_id, trial_id=trial_id, started_at=started_at)
     score = result.val.weighted_f1 if result.val is not None else 0.0  # infeasible: nothing learned
     timings = {key: float(getattr(result, key, 0.0) or 0.0) for key in TIMING_KEYS}
-    tune.report({METRIC: score, "status": result.status, "row_json": json.dumps(json_ready(row), default=str),
+    tune.report({METRIC: score, "status": result.status, "row_json": json.dumps(json_safe(row), default=str),
                  "trial_seconds": time.perf_counter() - t0, **timings,
                  "epsilon_spent": _finite_or_none(result.ledger.epsilon)})
 
@@ -73,8 +74,8 @@ def _finite_or_none(value: float | None) -> float | None:
 
 
 def row_from_json(text: str) -> dict[str, Any]:
-    """Inverse of the report's row_json (`settings.json_ready` + str datetimes): back to store types."""
-    row = from_json_ready(json.loads(text))
+    """Inverse of the report's row_json (`console.json_safe` + str datetimes): back to store types."""
+    row = from_json_safe(json.loads(text))
     if isinstance(row.get("started_at"), str):
         row["started_at"] = datetime.fromisoformat(row["started_at"])
     return row

@@ -1,11 +1,19 @@
-"""One trial, Ray-free: DP-LoRA training loop (Opacus), evaluation metrics."""
+"""One trial, Ray-free: DP-LoRA training loop (Opacus), evaluation metrics.
+
+The names below are imported on first use: ``import dpsweep.train.config`` (or reading
+``dpsweep.train.TrialConfig``) does not pull torch; ``run_trial`` and ``TrialResult`` do.
+"""
 
 from __future__ import annotations
 
-from dpsweep.settings import TrialConfig
-from dpsweep.train.loop import TrialResult, run_trial
-from dpsweep.train.metrics import Metrics, evaluate, floors, tune_thresholds
-from dpsweep.train.plan import StepPlan, plan_steps, sample_rate_for
+from dpsweep import _lazy
 
-__all__ = ["Metrics", "StepPlan", "TrialConfig", "TrialResult", "evaluate", "floors", "plan_steps",
-           "run_trial", "sample_rate_for", "tune_thresholds"]
+_EXPORTS = {
+    "dpsweep.settings": ("TrialConfig",),
+    "loop": ("run_trial",),
+    "record": ("TrialResult",),
+    "metrics": ("Metrics", "evaluate", "floors", "tune_thresholds"),
+    "plan": ("StepPlan", "plan_steps", "sample_rate_for"),
+}
+__getattr__, __dir__ = _lazy.lazy_exports(__name__, _EXPORTS)
+__all__ = _lazy.export_names(_EXPORTS)

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dpsweep import __version__
+from dpsweep.console import json_safe
 from dpsweep.privacy.ledger import NON_PRIVATE, PrivacyLedger
-from dpsweep.settings import TrialConfig, json_ready, store_columns
+from dpsweep.settings import TrialConfig, store_columns
 from dpsweep.train.metrics import Metrics
 
 Status = Literal["completed", "infeasible", "failed"]
@@ -129,7 +130,7 @@ def result_row(result: TrialResult, *, sweep_id: str, trial_id: str | None = Non
     if result.val is not None:
         row.update(weighted_f1=result.val.weighted_f1, macro_f1=result.val.macro_f1,
                    micro_f1=result.val.micro_f1, auroc_macro=result.val.auroc_macro,
-                   per_label_f1=json.dumps(json_ready(result.val.per_label_f1)))
+                   per_label_f1=json.dumps(json_safe(result.val.per_label_f1)))
     if result.val_tuned is not None:
         row.update(weighted_f1_tuned=result.val_tuned.weighted_f1, macro_f1_tuned=result.val_tuned.macro_f1)
     if result.test is not None:
