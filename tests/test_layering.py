@@ -73,7 +73,7 @@ print(json.dumps({{"after_results": after_results,
 
 def test_light_modules_of_heavy_packages_import_without_torch():
     out = _fresh(f"""
-import dpsweep.train.config, dpsweep.train.plan, dpsweep.sweep.spec, dpsweep.sweep.plan
+import dpsweep.settings, dpsweep.train.plan, dpsweep.sweep.spec, dpsweep.sweep.plan
 from dpsweep.model import LoraSettings, resolve_model_path
 from dpsweep.sweep import SweepSpec, load_spec, plan_sweep
 from dpsweep.train import TrialConfig, plan_steps
