@@ -112,3 +112,13 @@ def test_config_json_round_trip_keeps_inf() -> None:
     config = TrialConfig(epsilon=math.inf, lora_targets=("query",))
     again = TrialConfig.from_mapping(config.to_dict())
     assert again == config
+
+
+def test_settings_reference_is_up_to_date() -> None:
+    from pathlib import Path
+
+    from dpsweep.settings import settings_markdown
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "SETTINGS.md"
+    assert doc.read_text(encoding="utf-8") == settings_markdown(), (
+        "regenerate with: python -c 'from dpsweep.settings import write_settings_markdown as w; w()'")

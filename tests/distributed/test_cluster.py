@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 
@@ -17,6 +18,11 @@ def two_node_cluster():
     from ray.cluster_utils import Cluster
 
     temp_dir = tempfile.mkdtemp(prefix="rc", dir="/tmp")  # short: Unix socket paths
+    # Cluster() records the head's address in <system temp>/ray/ray_current_cluster whatever
+    # temp_dir says; on a fresh machine nothing has created that folder yet
+    from ray._common.utils import get_default_ray_temp_dir
+
+    os.makedirs(get_default_ray_temp_dir(), exist_ok=True)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "temp_dir": temp_dir,
                                                             "include_dashboard": False})
     cluster.add_node(num_cpus=1)
