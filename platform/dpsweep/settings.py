@@ -40,6 +40,8 @@ AccountantName = Literal["prv", "rdp"]  # GDP can under-report ε: refused for b
 GradSampleMode = Literal["hooks", "ghost"]
 Clipping = Literal["flat", "per_layer"]
 LrSchedule = Literal["constant", "linear"]
+PrivacyUnit = Literal["record", "patient"]
+Noise = Literal["secure", "reproducible"]
 
 SEED_MAX = 2**32 - 1  # numpy's seeding limit
 
@@ -106,6 +108,15 @@ class TrialConfig:
     delta: float = _s(1e-5, "δ, below 1/n_train", section="privacy", low=0, high=1, low_open=True,
                       high_open=True, column=False)
     accountant: AccountantName = _s("prv", "privacy accountant", section="privacy", column=False)
+    # record: ε protects one report; patient: one patient (all their reports, summed and clipped together)
+    privacy_unit: PrivacyUnit = _s("record", "what ε protects: one report, or one patient (all their reports)",
+                                   section="privacy", yaml_key="unit")
+    max_reports_per_patient: int = _s(8, "patient unit: reports used per patient (the rest are not trained on)",
+                                      section="privacy", low=1, high=10_000)
+    # secure: DP noise and Poisson sampling from generators seeded by the operating system and
+    # never stored; reproducible: seeded from `seed`, so anyone holding the row can replay them
+    noise: Noise = _s("secure", "DP noise and sampling: secure (OS-seeded, never stored) or reproducible "
+                      "(from seed: NOT private, for debugging)", section="privacy")
     clip: float = _s(1.0, "per-sample gradient clipping norm C", low=0, high=1e6, low_open=True,
                      search="dp", column=False)
     # per_layer: each trainable tensor clipped on its own, the head sharing head_clip_share of
@@ -338,6 +349,9 @@ def _check_cross_field(c: TrialConfig) -> None:
     if c.dataset_format not in FORMATS:
         raise ConfigError(f"dataset_format must be one of {', '.join(FORMATS)}, got {c.dataset_format!r}; "
                           "pass --dataset-format mimic-cxr, ct-rate or csv")
+    if c.privacy_unit == "patient" and c.grad_sample_mode == "ghost":
+        raise ConfigError("privacy_unit = 'patient' sums each patient's per-report gradients, which ghost "
+                          "clipping never forms; pass --grad-sample-mode hooks with --privacy-unit patient")
     if c.grad_sample_mode == "ghost" and c.clipping != "flat":
         raise ConfigError(f"clipping = {c.clipping!r} does not work with grad_sample_mode 'ghost' (ghost "
                           "clipping bounds the whole gradient at once); pass --clipping flat with "
