@@ -19,7 +19,8 @@ def dp_config(tiny_model_dir, synth_mimic) -> TrialConfig:
     """A DP trial of 9 steps (q = 1/9, σ = 1) on the tiny model and synthetic MIMIC-CXR."""
     return TrialConfig(dataset_format="mimic-cxr", data_path=str(synth_mimic), model=str(tiny_model_dir),
                        max_length=48, batch_size=32, physical_batch_size=16, max_epochs=1.0, rank=2,
-                       lr=5e-3, seed=0, accountant="rdp", epsilon=8.0, sigma=1.0)
+                       lr=5e-3, seed=0, accountant="rdp", epsilon=8.0, sigma=1.0,
+                       noise="reproducible")  # resume tests compare weights bit for bit
 
 
 @pytest.fixture(scope="module")

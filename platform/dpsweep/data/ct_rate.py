@@ -86,6 +86,7 @@ def read_ct_rate(root: Path, options: DataOptions) -> Corpus:
     corpus = Corpus(
         name=FORMAT,
         format=FORMAT,
+        groups_are_patients=True,
         label_names=CT_RATE_LABELS,
         train=full.take(~is_val),
         val=full.take(is_val),

@@ -101,6 +101,7 @@ def read_labelled_csv(root: Path, options: DataOptions) -> Corpus:
         val=val,
         test=test,
         skipped=dict(skipped),
+        groups_are_patients=schema.group is not None and _normal(schema.group) in PATIENT_ID_NAMES,
     )
     check_disjoint(
         {k: v.groups for k, v in corpus.splits().items()},

@@ -103,6 +103,7 @@ def _assemble(root: Path, rows: dict, options: DataOptions, skipped: dict[str, i
     return Corpus(
         name=FORMAT,
         format=FORMAT,
+        groups_are_patients=True,
         label_names=CHEXPERT_LABELS,
         train=splits["train"],
         val=splits["val"],

@@ -137,6 +137,8 @@ class Corpus:
     val: Split
     test: Split | None = None
     skipped: dict[str, int] = field(default_factory=dict)
+    # True when the splits' groups are patient ids (patient-level privacy needs them)
+    groups_are_patients: bool = False
 
     def __post_init__(self) -> None:
         self.label_names = tuple(self.label_names)

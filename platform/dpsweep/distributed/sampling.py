@@ -4,8 +4,8 @@ Opacus' DistributedUniformWithReplacementSampler skips a rank's empty Poisson ba
 that rank would reach the next gradient all-reduce one step ahead of the others (and
 hang or mix steps). This variant yields every batch, empty ones too, so all ranks take
 exactly the same number of steps. Transformers cannot run a forward pass on zero rows,
-so an empty local batch becomes one placeholder row whose labels are all unknown: its
-loss, and so its per-sample gradient, is exactly zero, as an empty batch's would be.
+so the trainer's empty-safe collate (dpsweep.train.batches.EmptySafeCollate) turns an
+empty local batch into one placeholder row of zero loss and zero gradient.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from opacus.utils.uniform_sampler import DistributedUniformWithReplacementSample
 from torch.utils.data import DataLoader
 
 from dpsweep.errors import PrivacyGuardError
-from dpsweep.train.batches import EncodedSplit, PadCollate
-from dpsweep.train.loss import IGNORE
+from dpsweep.train.batches import EncodedSplit
 
 
 class LockstepPoissonSampler(DistributedUniformWithReplacementSampler):
@@ -35,29 +34,11 @@ class LockstepPoissonSampler(DistributedUniformWithReplacementSampler):
             yield indices[mask.nonzero(as_tuple=False).reshape(-1)].tolist()
 
 
-class EmptySafeCollate(PadCollate):
-    """PadCollate that turns an empty batch into one placeholder row of zero loss.
-
-    The placeholder is a single attended pad token with every label IGNORE, so the
-    masked loss is exactly 0 and so is its gradient; it carries no data.
-    """
-
-    def __init__(self, pad_id: int, *, num_labels: int):
-        super().__init__(pad_id)
-        self.num_labels = num_labels
-
-    def __call__(self, items):
-        if not items:
-            return (torch.full((1, 1), self.pad_id, dtype=torch.long), torch.ones((1, 1), dtype=torch.long),
-                    torch.full((1, self.num_labels), IGNORE, dtype=torch.float32))
-        return super().__call__(items)
-
-
 def lockstep_loader(dp_loader: DataLoader) -> DataLoader:
     """Opacus' distributed Poisson loader with its sampler swapped for LockstepPoissonSampler.
 
     Same q, same per-rank share of the data, same sampling generator: only empty batches
-    are kept.
+    are kept (the trainer's empty-safe collate turns them into a zero-loss placeholder).
     """
     sampler = dp_loader.batch_sampler
     if not isinstance(sampler, DistributedUniformWithReplacementSampler):
@@ -71,4 +52,4 @@ def lockstep_loader(dp_loader: DataLoader) -> DataLoader:
     # those draws out of the sampling stream, so a pass begun after a resume samples exactly
     # as the uninterrupted run would have.
     return DataLoader(dataset, batch_sampler=lockstep, generator=torch.Generator().manual_seed(0),
-                      collate_fn=EmptySafeCollate(dataset.pad_id, num_labels=dataset.targets.shape[1]))
+                      collate_fn=dp_loader.collate_fn)

@@ -31,7 +31,7 @@ from dpsweep.distributed.state import (
     write_training,
 )
 from dpsweep.settings import TrialConfig
-from dpsweep.train.loop import Progress, Trainer, World, run_trial, trainer_ledger
+from dpsweep.train.loop import PrivateTrainer, Progress, Trainer, World, run_trial, trainer_ledger
 from dpsweep.train.plan import StepPlan
 
 StepHookOnRank = Callable[..., None]  # called as hook(rank=..., steps=...) after every step
@@ -74,7 +74,6 @@ class RayTrainRank:
 
     def __init__(self, job: WorkerJob, *, world: World, saved: Saved | None, started_at: float):
         self.job, self.world, self.saved = job, world, saved
-        self.generator = torch.Generator().manual_seed(_rank_seed(job.config.seed, world.rank))
         self.clock = _Clock(first_started_at=started_at)
         self.resumed_from = 0
         self.summaries: list[RankSummary] = []
@@ -90,16 +89,16 @@ class RayTrainRank:
     def trainer_options(self) -> dict[str, Any]:
         if not self.job.config.private:
             return {}
-        return {"generator": self.generator, "adapt_loader": lockstep_loader}
+        return {"adapt_loader": lockstep_loader}
 
     def restore(self, trainer: Trainer) -> None:
         self.clock.start = time.perf_counter()  # training starts now (loading is not training)
         if self.saved is not None:
-            _restore(trainer, self.saved, self.world, self.generator, self.clock)
+            _restore(trainer, self.saved, self.world, self.clock)
         self.resumed_from = trainer.steps
 
     def on_step(self, trainer: Trainer, progress: Progress | None) -> Callable[[int, float], None]:
-        return _StepCallback(trainer, self.job, self.world, self.generator, self.clock, progress)
+        return _StepCallback(trainer, self.job, self.world, self.clock, progress)
 
     def train_seconds(self) -> float:
         return self.clock.train_seconds()
@@ -152,9 +151,8 @@ class _Clock:
 class _StepCallback:
     """After every step: log progress (rank 0), checkpoint on schedule, run the test hook."""
 
-    def __init__(self, trainer: Trainer, job: WorkerJob, world: World, generator: torch.Generator, clock: _Clock,
-                 progress: Progress | None):
-        self.trainer, self.job, self.world, self.generator, self.clock = trainer, job, world, generator, clock
+    def __init__(self, trainer: Trainer, job: WorkerJob, world: World, clock: _Clock, progress: Progress | None):
+        self.trainer, self.job, self.world, self.clock = trainer, job, world, clock
         self.progress = progress
 
     def __call__(self, steps: int, loss: float) -> None:
@@ -169,7 +167,7 @@ class _StepCallback:
     def _checkpoint(self, steps: int) -> None:
         import ray.train
 
-        rng = _gather(_rng_state(self.generator, self.world), self.world)
+        rng = _gather(_rng_state(self.trainer, self.world), self.world)
         if self.world.rank != 0:
             ray.train.report({"steps": steps}, checkpoint=None)
             return
@@ -183,32 +181,41 @@ class _StepCallback:
                              checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
-def _restore(trainer: Trainer, saved: Saved, world: World, generator: torch.Generator, clock: _Clock) -> None:
+def _restore(trainer: Trainer, saved: Saved, world: World, clock: _Clock) -> None:
     """Continue from a checkpoint: weights, optimizer, schedule, steps, accountant, RNGs."""
     trainer.load_state_dict(saved.training)
     clock.before = float(saved.training["train_seconds"])
     clock.first_started_at = float(saved.training["first_started_at"])
     states = saved.training["rng"]
     if len(states) == world.size:
-        _set_rng_state(states[world.rank], generator, world)
+        _set_rng_state(states[world.rank], trainer, world)
     else:  # resumed with another number of workers: fresh, distinct streams
         torch.manual_seed(_rank_seed(trainer.config.seed + trainer.steps, world.rank))
-        generator.manual_seed(_rank_seed(trainer.config.seed + trainer.steps, world.size + world.rank))
 
 
-def _rng_state(generator: torch.Generator, world: World) -> dict[str, torch.Tensor]:
-    """This rank's random state: Poisson sampling (generator), noise and dropout (global)."""
-    state = {"torch": torch.get_rng_state(), "sampler": generator.get_state()}
+def _rng_state(trainer: Trainer, world: World) -> dict[str, torch.Tensor]:
+    """This rank's random state to checkpoint: the global one (dropout; nothing private).
+
+    The DP noise and Poisson-sampling generators are saved only when the trial asked for
+    reproducible noise: secure noise is drawn afresh from the OS on every (re)start and is
+    never written anywhere.
+    """
+    state = {"torch": torch.get_rng_state()}
     if world.device.startswith("cuda"):
         state["cuda"] = torch.cuda.get_rng_state(world.device)
+    if isinstance(trainer, PrivateTrainer) and trainer.config.noise == "reproducible":
+        state["sampler"] = trainer.sampling_generator.get_state()
+        state["noise"] = trainer.noise_generator.get_state()
     return state
 
 
-def _set_rng_state(state: dict[str, torch.Tensor], generator: torch.Generator, world: World) -> None:
+def _set_rng_state(state: dict[str, torch.Tensor], trainer: Trainer, world: World) -> None:
     torch.set_rng_state(state["torch"])
-    generator.set_state(state["sampler"])
     if "cuda" in state and world.device.startswith("cuda"):
         torch.cuda.set_rng_state(state["cuda"], world.device)
+    if isinstance(trainer, PrivateTrainer) and "sampler" in state:
+        trainer.sampling_generator.set_state(state["sampler"])
+        trainer.noise_generator.set_state(state["noise"])
 
 
 def _summary(trainer: Trainer, job: WorkerJob, world: World, *, resumed_from: int) -> RankSummary:

@@ -14,12 +14,17 @@ from dpsweep.train.loss import IGNORE
 
 
 class EncodedSplit(Dataset):
-    """Token ids and targets of one split; targets hold IGNORE where a label is unknown."""
+    """Token ids and targets of one split; targets hold IGNORE where a label is unknown.
 
-    def __init__(self, input_ids: list[list[int]], targets: torch.Tensor, pad_id: int):
+    `groups`: the patient (or study) id of each report, for patient-level privacy.
+    """
+
+    def __init__(self, input_ids: list[list[int]], targets: torch.Tensor, pad_id: int,
+                 groups: list[str] | None = None):
         self.input_ids = input_ids
         self.targets = targets
         self.pad_id = pad_id
+        self.groups = groups
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -32,7 +37,7 @@ def encode(split, tokenizer, *, max_length_tokens: int) -> EncodedSplit:
     """Tokenise a data split (truncating to max_length_tokens)."""
     ids = tokenizer(list(split.texts), truncation=True, max_length=max_length_tokens)["input_ids"]
     targets = torch.tensor(np.where(split.mask, split.labels, IGNORE), dtype=torch.float32)
-    return EncodedSplit(ids, targets, tokenizer.pad_token_id)
+    return EncodedSplit(ids, targets, tokenizer.pad_token_id, groups=list(split.groups))
 
 
 class PadCollate:
@@ -52,6 +57,72 @@ class PadCollate:
         return input_ids, attention, targets
 
 
+class EmptySafeCollate(PadCollate):
+    """PadCollate that turns an empty batch into one placeholder row of zero loss.
+
+    Poisson sampling can draw an empty batch; a transformer cannot run on zero rows. The
+    placeholder is a single attended pad token with every label IGNORE, so the masked loss
+    is exactly 0 and so is its gradient: the step adds noise only, as an empty batch's
+    would. It carries no data.
+    """
+
+    def __init__(self, pad_id: int, *, num_labels: int):
+        super().__init__(pad_id)
+        self.num_labels = num_labels
+
+    def placeholder(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (torch.full((1, 1), self.pad_id, dtype=torch.long), torch.ones((1, 1), dtype=torch.long),
+                torch.full((1, self.num_labels), IGNORE, dtype=torch.float32))
+
+    def __call__(self, items):
+        return self.placeholder() if not items else super().__call__(items)
+
+
+class PatientSplit(Dataset):
+    """A training split whose items are patients: each item is that patient's reports.
+
+    Patient-level DP samples, clips and counts patients, so one item must be one patient.
+    At most `max_reports` reports per patient are kept (in data order); the rest are not
+    trained on, which bounds the memory of one patient's forward pass.
+    """
+
+    def __init__(self, reports: EncodedSplit, *, max_reports: int):
+        if reports.groups is None:
+            raise ValueError("patient-level training needs the reports' patient ids")
+        members: dict[str, list[int]] = {}
+        for i, group in enumerate(reports.groups):
+            members.setdefault(group, []).append(i)
+        self.reports = reports
+        self.members = [rows[:max_reports] for rows in members.values()]
+        self.pad_id = reports.pad_id
+        self.targets = reports.targets  # [reports, labels]: the label count is read from here
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __getitem__(self, i: int):
+        return [self.reports[r] for r in self.members[i]]
+
+    def lengths(self) -> list[int]:
+        """Tokens per patient (all their kept reports), for length-sorted physical batches."""
+        return [sum(len(self.reports.input_ids[r]) for r in rows) for rows in self.members]
+
+
+class PatientCollate(EmptySafeCollate):
+    """Flattens a batch of patients into report rows, plus each row's patient (0..b-1).
+
+    Returns (input_ids, attention, targets, owner); an empty batch becomes the placeholder
+    row owned by one empty "patient" (zero loss, zero gradient).
+    """
+
+    def __call__(self, patients):
+        rows = [report for reports in patients for report in reports]
+        if not rows:
+            return (*self.placeholder(), torch.zeros(1, dtype=torch.long))
+        owner = torch.tensor([p for p, reports in enumerate(patients) for _ in reports], dtype=torch.long)
+        return (*PadCollate.__call__(self, rows), owner)
+
+
 def length_sorted_chunks(indices, lengths: list[int], max_batch_size: int) -> list[list[int]]:
     """Split one logical batch into physical chunks of similar length (less padding).
 
@@ -63,8 +134,12 @@ def length_sorted_chunks(indices, lengths: list[int], max_batch_size: int) -> li
     return [chunk.tolist() for chunk in np.array_split(np.asarray(ordered, dtype=np.int64), n_chunks)]
 
 
-def length_sorted_memory_manager(data_loader, *, max_physical_batch_size: int, optimizer, lengths: list[int]):
-    """Opacus' BatchMemoryManager, with each logical batch's chunks sorted by length."""
+def length_sorted_memory_manager(data_loader, *, max_physical_batch_size: int, optimizer, lengths: list[int],
+                                 collate_fn=None):
+    """Opacus' BatchMemoryManager, with each logical batch's chunks sorted by length.
+
+    `collate_fn` replaces the loader's (Opacus' own turns an empty batch into zero rows).
+    """
     from opacus.utils.batch_memory_manager import BatchSplittingSampler
     from torch.utils.data import DataLoader
 
@@ -82,7 +157,7 @@ def length_sorted_memory_manager(data_loader, *, max_physical_batch_size: int, o
                 self.optimizer.signal_skip_step(do_skip=False)
                 yield chunks[-1]
 
-    return DataLoader(dataset=data_loader.dataset, collate_fn=data_loader.collate_fn,
+    return DataLoader(dataset=data_loader.dataset, collate_fn=collate_fn or data_loader.collate_fn,
                       generator=data_loader.generator,
                       batch_sampler=_SortedSplitter(sampler=data_loader.batch_sampler,
                                                     max_batch_size=max_physical_batch_size,

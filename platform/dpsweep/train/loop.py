@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 import sys
 import time
 import warnings
@@ -18,13 +19,16 @@ import numpy as np
 import torch
 
 from dpsweep.data import Corpus, DataOptions, load_corpus
-from dpsweep.errors import PrivacyGuardError
+from dpsweep.errors import ConfigError, PrivacyGuardError
 from dpsweep.model import LoraSettings, ModelSpec, load_classifier, resolve_model_path
 from dpsweep.privacy import PrivacyLedger, compute_epsilon, validate_privacy_args
 from dpsweep.settings import TrialConfig
 from dpsweep.train.batches import (
+    EmptySafeCollate,
     EncodedSplit,
     PadCollate,
+    PatientCollate,
+    PatientSplit,
     encode,
     length_sorted_chunks,
     length_sorted_memory_manager,
@@ -93,7 +97,7 @@ def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, plan: StepPl
     resolve_model_path(config.model)  # a wrong model folder fails before any data is read
     corpus = corpus if corpus is not None else load_trial_corpus(config)
     plan = plan if plan is not None else plan_trial(config, corpus)
-    check_plan_fits(plan, config, n_train=len(corpus.train))
+    check_plan_fits(plan, config, n_units=training_units(config, corpus))
     if not plan.feasible:
         log(f"infeasible: {plan.reason}")
         return infeasible_result(config, corpus, plan, wall_seconds=time.perf_counter() - started)
@@ -125,9 +129,23 @@ def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, plan: StepPl
     return result
 
 
-def check_plan_fits(plan: StepPlan, config: TrialConfig, *, n_train: int) -> None:
+def training_units(config: TrialConfig, corpus: Corpus) -> int:
+    """How many privacy units the training split holds: reports, or (privacy_unit patient) patients.
+
+    Sampling, clipping, δ and q are all per unit.
+    """
+    if config.privacy_unit == "record" or not config.private:
+        return len(corpus.train)
+    if not corpus.groups_are_patients:
+        raise ConfigError(f"privacy_unit = 'patient' needs patient ids, but the {corpus.format} data set "
+                          f"{corpus.name!r} has none (a csv needs a patient_id column); add one, or pass "
+                          "--privacy-unit record")
+    return len(set(corpus.train.groups))
+
+
+def check_plan_fits(plan: StepPlan, config: TrialConfig, *, n_units: int) -> None:
     """The corpus this process read must give the q the trial was calibrated with."""
-    q = sample_rate_for(n_train=n_train, batch_size=config.batch_size)
+    q = sample_rate_for(n_train=n_units, batch_size=config.batch_size)
     if not math.isclose(q, plan.sample_rate):
         raise PrivacyGuardError(f"this process's corpus gives q={q:.6g} but the trial was planned with "
                                 f"q={plan.sample_rate:.6g}; every rank must read the same data")
@@ -151,9 +169,10 @@ class _HostOutputs(torch.nn.Module):
 
 def plan_trial(config: TrialConfig, corpus: Corpus) -> StepPlan:
     """Check the privacy arguments against the corpus, then calibrate (σ, steps)."""
-    validate_privacy_args(epsilon_target=config.epsilon, delta=config.delta, n_train=len(corpus.train),
+    n_units = training_units(config, corpus)
+    validate_privacy_args(epsilon_target=config.epsilon, delta=config.delta, n_train=n_units,
                           sigma=config.sigma, clip=config.clip)
-    return plan_steps(config, n_train=len(corpus.train))
+    return plan_steps(config, n_train=n_units)
 
 
 def plan_summary(config: TrialConfig, corpus: Corpus, plan: StepPlan) -> str:
@@ -489,33 +508,39 @@ class PrivateTrainer(Trainer):
     """
 
     def __init__(self, model, train: EncodedSplit, config: TrialConfig, plan: StepPlan, *, world: World = World(),
-                 generator: torch.Generator | None = None,
                  adapt_loader: Callable[[Any], Any] | None = None):
         from opacus import PrivacyEngine
         from torch.utils.data import DataLoader
 
         super().__init__(model, config, plan, world)
-        loader = DataLoader(train, batch_size=config.batch_size, collate_fn=PadCollate(train.pad_id),
-                            generator=generator)
+        self.per_patient = config.privacy_unit == "patient"
+        data = PatientSplit(train, max_reports=config.max_reports_per_patient) if self.per_patient else train
+        collate = (PatientCollate if self.per_patient else EmptySafeCollate)(
+            train.pad_id, num_labels=train.targets.shape[1])
+        self.noise_generator, self.sampling_generator = dp_generators(config, world)
+        loader = DataLoader(data, batch_size=config.batch_size, collate_fn=collate,
+                            generator=self.sampling_generator)
         self.engine = PrivacyEngine(accountant=config.accountant)
         self.criterion = MultiLabelBCE("mean")
         private = self.engine.make_private(
             module=model, optimizer=self.optimizer, data_loader=loader, criterion=self.criterion,
-            noise_multiplier=plan.sigma, poisson_sampling=True,
+            noise_multiplier=plan.sigma, poisson_sampling=True, noise_generator=self.noise_generator,
             grad_sample_mode=config.grad_sample_mode, **clipping_arguments(self.optimizer, config))
         if config.grad_sample_mode == "ghost":
             self.model, self.optimizer, self.criterion, dp_loader = private
         else:
             self.model, self.optimizer, dp_loader = private
+        dp_loader.batch_sampler.generator = self.sampling_generator  # Poisson masks: never the global RNG
         if not math.isclose(dp_loader.sample_rate, plan.sample_rate):
             raise PrivacyGuardError(f"Opacus samples with q={dp_loader.sample_rate:.6g} but the budget was "
                                     f"calibrated for q={plan.sample_rate:.6g}")
         if adapt_loader is not None:
             dp_loader = adapt_loader(dp_loader)
-        self.n_train = len(train)
+        self.n_units = len(data)
+        lengths = data.lengths() if self.per_patient else [len(ids) for ids in train.input_ids]
         self.batches = length_sorted_memory_manager(
             dp_loader, max_physical_batch_size=config.physical_batch_size, optimizer=self.optimizer,
-            lengths=[len(ids) for ids in train.input_ids])
+            lengths=lengths, collate_fn=collate)
 
     @property
     def accountant_history(self) -> list[tuple[float, float, int]]:
@@ -536,10 +561,12 @@ class PrivateTrainer(Trainer):
         losses: list[float] = []
         device = self.world.device
         while self.steps < self.plan.steps:
-            for input_ids, attention, targets in self.batches:
+            for input_ids, attention, targets, *owner in self.batches:
                 targets = targets.to(device)
                 loss = self.criterion(self.model(input_ids.to(device), attention.to(device)), targets)
                 loss.backward()
+                if self.per_patient:
+                    sum_grad_samples_by_owner(self.optimizer, owner[0].to(device))
                 losses.append(float(loss.detach()) * len(targets))
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -547,7 +574,7 @@ class PrivateTrainer(Trainer):
                     continue
                 self.steps += 1
                 self.schedule.step()
-                yield sum(losses) / max(self.plan.sample_rate * self.n_train, 1)
+                yield sum(losses) / max(self.plan.sample_rate * self.n_units, 1)
                 losses.clear()
                 if self.steps >= self.plan.steps:
                     break
@@ -558,6 +585,40 @@ class PrivateTrainer(Trainer):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.engine.accountant.load_state_dict(state["accountant"])
+
+
+def dp_generators(config: TrialConfig, world: World) -> tuple[torch.Generator, torch.Generator]:
+    """(noise, Poisson sampling) generators of a DP trial on this rank.
+
+    noise = "secure" (default): seeded from the operating system's entropy, never stored,
+    never in a checkpoint, so nothing dpsweep writes lets anyone replay the noise.
+    noise = "reproducible": seeded from `seed` and the rank (rows say it is not private).
+    `seed` keeps controlling initialisation, splits and everything non-private either way.
+    """
+    if config.noise == "secure":
+        seeds = [secrets.randbits(63), secrets.randbits(63)]
+    else:
+        seeds = [int(x) for x in np.random.SeedSequence([config.seed, world.rank, 0xD9]).generate_state(2)]
+    return (torch.Generator(device=world.device).manual_seed(seeds[0]),
+            torch.Generator().manual_seed(seeds[1]))
+
+
+def sum_grad_samples_by_owner(optimizer, owner: torch.Tensor) -> None:
+    """Patient-level DP: replace each per-report gradient by its patient's sum (one row per patient).
+
+    Opacus then clips each patient's summed gradient to C and counts patients, so the
+    noise protects a whole patient. `owner[r]` is the patient (0..b-1) of report row r.
+    """
+    patients = int(owner.max()) + 1
+    for p in optimizer.params:
+        grad_sample = getattr(p, "grad_sample", None)
+        if grad_sample is None:
+            continue
+        if isinstance(grad_sample, list):
+            raise PrivacyGuardError("per-sample gradients of several backward passes are pending; "
+                                    "patient sums need one backward pass per physical batch")
+        summed = torch.zeros((patients, *grad_sample.shape[1:]), dtype=grad_sample.dtype, device=grad_sample.device)
+        p.grad_sample = summed.index_add_(0, owner, grad_sample)
 
 
 def make_trainer(model, train: EncodedSplit, config: TrialConfig, plan: StepPlan, *, world: World = World(),
