@@ -110,13 +110,13 @@ class TrialConfig:
     accountant: AccountantName = _s("prv", "privacy accountant", section="privacy", column=False)
     # record: ε protects one report; patient: one patient (all their reports, summed and clipped together)
     privacy_unit: PrivacyUnit = _s("record", "what ε protects: one report, or one patient (all their reports)",
-                                   section="privacy", yaml_key="unit")
+                                   section="privacy", yaml_key="unit", column=False)  # a ledger column
     max_reports_per_patient: int = _s(8, "patient unit: reports used per patient (the rest are not trained on)",
-                                      section="privacy", low=1, high=10_000)
+                                      section="privacy", low=1, high=10_000, column=False)
     # secure: DP noise and Poisson sampling from generators seeded by the operating system and
     # never stored; reproducible: seeded from `seed`, so anyone holding the row can replay them
     noise: Noise = _s("secure", "DP noise and sampling: secure (OS-seeded, never stored) or reproducible "
-                      "(from seed: NOT private, for debugging)", section="privacy")
+                      "(from seed: NOT private, for debugging)", section="privacy", column=False)
     clip: float = _s(1.0, "per-sample gradient clipping norm C", low=0, high=1e6, low_open=True,
                      search="dp", column=False)
     # per_layer: each trainable tensor clipped on its own, the head sharing head_clip_share of

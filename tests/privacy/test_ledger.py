@@ -23,7 +23,8 @@ def test_round_trip_and_recompute(accountant):
     ledger = private_ledger(accountant)
     d = ledger.to_dict()
     assert list(d) == ["epsilon_target", "epsilon", "delta", "sigma", "clip", "sample_rate",
-                       "steps", "accountant"]
+                       "steps", "accountant", "privacy_unit", "noise", "epsilon_accountant", "epsilon_pld",
+                       "epsilon_patient", "patient_records"]
     assert PrivacyLedger.from_dict(d) == ledger
     assert ledger.recompute_epsilon() == ledger.epsilon
 
@@ -105,3 +106,18 @@ def test_bad_args_raise_one_line_with_rule_value_and_fix(field, value, words):
     message = str(err.value)
     assert words in message and repr(value) in message and "\n" not in message
     assert any(fix in message for fix in ("e.g.", "pass", "use"))
+
+
+def test_final_ledger_stores_the_larger_of_opacus_and_pld_and_the_patient_bound():
+    from dpsweep.privacy.ledger import dp_ledger
+    from dpsweep.privacy.pld import epsilon_pld
+
+    kw = dict(epsilon_target=8.0, delta=1e-5, sigma=1.16, clip=1.0, sample_rate=1 / 11, steps=264, accountant="prv")
+    ledger = dp_ledger(**kw, patient_records=2, cross_check=True)
+    pld = epsilon_pld(sigma=1.16, sample_rate=1 / 11, steps=264, delta=1e-5)
+    assert ledger.epsilon_pld == pld and ledger.epsilon == max(ledger.epsilon_accountant, pld)
+    assert ledger.epsilon_patient == pytest.approx(18.8, abs=0.15)  # a patient with 2 reports
+    patient = dp_ledger(**kw, privacy_unit="patient", cross_check=True)
+    assert patient.epsilon_patient == patient.epsilon and patient.patient_records is None
+    assert "one patient" in patient.covers() and "excludes hyperparameter tuning" in patient.covers()
+    assert PrivacyLedger.from_dict(ledger.to_dict()) == ledger

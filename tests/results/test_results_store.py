@@ -197,3 +197,15 @@ def test_version_1_files_still_read_with_new_columns_null(store, make_row, tmp_p
     rows = {r["trial_id"]: r for r in table.to_pylist()}
     assert set(rows) == {"new", "old"}
     assert rows["old"]["head_lr"] is None and rows["old"]["weighted_f1"] == rows["new"]["weighted_f1"]
+
+
+def test_rows_breaking_invariants_are_skipped_with_a_warning_naming_the_file(store, make_row) -> None:
+    """A file from anywhere: epsilon above its target, or F1 outside [0, 1], never reaches a front."""
+    store.append(make_row(trial_id="good"))
+    good_file = store.append(make_row(trial_id="over"))
+    bad = pq.read_table(good_file)
+    bad = bad.set_column(bad.schema.get_field_index("epsilon"), "epsilon", pa.array([5.0]))  # target 1.0
+    pq.write_table(bad, good_file)
+    with pytest.warns(StoreWarning, match="over.parquet: they break"):
+        table = store.read()
+    assert table["trial_id"].to_pylist() == ["good"]

@@ -8,7 +8,7 @@ results store can be recomputed and checked later (dp_accounting's DpEvent idea)
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from numbers import Integral, Real
 from typing import Any
 
@@ -32,6 +32,16 @@ class PrivacyLedger:
     sample_rate: float
     steps: int
     accountant: str  # "prv" | "rdp" (| "gdp" for reporting) | "none" when non-private
+    # What ε protects: one report ("record") or one patient, and how the noise was drawn.
+    privacy_unit: str = "record"
+    noise: str = "secure"  # "reproducible": replayable from the stored seed, so NOT private
+    # Cross-checks (final ledgers only): the Opacus accountant's ε, dp-accounting's PLD ε
+    # (epsilon is the larger), and the ε of one patient: epsilon itself at patient level,
+    # else the group bound for the patient with the most reports (patient_records of them).
+    epsilon_accountant: float | None = None
+    epsilon_pld: float | None = None
+    epsilon_patient: float | None = None
+    patient_records: int | None = None
 
     def __post_init__(self) -> None:
         name = self.accountant.value if isinstance(self.accountant, Accountant) else self.accountant
@@ -56,17 +66,23 @@ class PrivacyLedger:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PrivacyLedger:
         """Inverse of ``to_dict``; other keys are ignored so a whole results row can be passed."""
-        names = [f.name for f in fields(cls)]
+        names = [f.name for f in fields(cls) if f.default is MISSING]
         missing = [n for n in names if n not in d]
         if missing:
             raise ConfigError(f"privacy ledger needs keys {', '.join(names)}; missing "
                               f"{', '.join(missing)}; pass a dict made by PrivacyLedger.to_dict()")
         values = {n: d[n] for n in names}
+        values.update({f.name: d[f.name] for f in fields(cls) if f.default is not MISSING and d.get(f.name) is not None})
         try:
             for n in ("epsilon_target", "epsilon", "delta", "sigma", "clip", "sample_rate"):
                 values[n] = float(values[n])
             steps = values["steps"]
             values["steps"] = int(steps) if float(steps).is_integer() else steps
+            for n in ("epsilon_accountant", "epsilon_pld", "epsilon_patient"):
+                if n in values:
+                    values[n] = float(values[n])
+            if "patient_records" in values:
+                values["patient_records"] = int(values["patient_records"])
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"privacy ledger values must be numbers, got {values!r} ({exc}); "
                               "pass a dict made by PrivacyLedger.to_dict()") from None
@@ -80,10 +96,65 @@ class PrivacyLedger:
                                delta=self.delta, accountant=self.accountant)
 
     @classmethod
-    def non_private(cls, *, delta: float, sample_rate: float, steps: int) -> PrivacyLedger:
+    def non_private(cls, *, delta: float, sample_rate: float, steps: int, privacy_unit: str = "record"
+                    ) -> PrivacyLedger:
         """The ledger of a run without DP: ε = inf, σ = 0, no clipping (C = inf)."""
         return cls(epsilon_target=math.inf, epsilon=math.inf, delta=float(delta), sigma=0.0,
-                   clip=math.inf, sample_rate=float(sample_rate), steps=steps, accountant=NON_PRIVATE)
+                   clip=math.inf, sample_rate=float(sample_rate), steps=steps, accountant=NON_PRIVATE,
+                   privacy_unit=privacy_unit, noise="none", epsilon_patient=math.inf)
+
+    def covers(self) -> str:
+        """One line: what this ε protects and what it leaves out."""
+        if not self.private:
+            return "non-private: no differential privacy"
+        unit = "one patient (all their reports)" if self.privacy_unit == "patient" else "one report"
+        note = "; noise REPRODUCIBLE from the stored seed: not private" if self.noise == "reproducible" else ""
+        return (f"per trial: protects {unit} of the training split; excludes hyperparameter tuning, "
+                f"validation and test (used for selection and thresholds){note}")
+
+
+GROUP_BOUND_MAX_REPORTS = 16  # above this the mixture-of-Gaussians bound is slow and far past any budget
+
+
+def dp_ledger(*, epsilon_target: float, delta: float, sigma: float, clip: float, sample_rate: float, steps: int,
+              accountant: str, privacy_unit: str = "record", noise: str = "secure",
+              patient_records: int | None = None, cross_check: bool = False) -> PrivacyLedger:
+    """The ledger of a DP run that took `steps` steps at (σ, q).
+
+    With `cross_check` (final ledgers) it adds dp-accounting's PLD ε, stores the larger of
+    the two as `epsilon`, and the ε of one patient: at patient level that is `epsilon`; at
+    record level the group bound for a patient with `patient_records` reports (the most any
+    patient has in the training split), None when unknown or above GROUP_BOUND_MAX_REPORTS.
+    """
+    eps_acc = compute_epsilon(sigma=sigma, sample_rate=sample_rate, steps=steps, delta=delta,
+                              accountant=accountant) if steps else 0.0
+    extra: dict[str, Any] = {}
+    eps = eps_acc
+    if cross_check:
+        from dpsweep.privacy.pld import epsilon_pld
+
+        eps_pld = epsilon_pld(sigma=sigma, sample_rate=sample_rate, steps=steps, delta=delta) if steps else 0.0
+        eps = max(eps_acc, eps_pld)
+        extra = dict(epsilon_accountant=eps_acc, epsilon_pld=eps_pld,
+                     epsilon_patient=_patient_epsilon(eps, sigma=sigma, sample_rate=sample_rate, steps=steps,
+                                                      delta=delta, privacy_unit=privacy_unit,
+                                                      patient_records=patient_records),
+                     patient_records=patient_records if privacy_unit == "record" else None)
+    return PrivacyLedger(epsilon_target=epsilon_target, epsilon=eps, delta=delta, sigma=sigma, clip=clip,
+                         sample_rate=sample_rate, steps=steps, accountant=accountant, privacy_unit=privacy_unit,
+                         noise=noise, **extra)
+
+
+def _patient_epsilon(eps: float, *, sigma: float, sample_rate: float, steps: int, delta: float, privacy_unit: str,
+                     patient_records: int | None) -> float | None:
+    if privacy_unit == "patient" or patient_records == 1:
+        return eps
+    if patient_records is None or patient_records > GROUP_BOUND_MAX_REPORTS or not steps:
+        return None if steps else 0.0
+    from dpsweep.privacy.group import group_epsilon
+
+    return max(eps, group_epsilon(sigma=sigma, sample_rate=sample_rate, steps=steps, delta=delta,
+                                  group_size=patient_records))
 
 
 def validate_privacy_args(

@@ -59,6 +59,25 @@ _COLUMNS: list[tuple[str, pa.DataType, bool, str]] = [
     ("sample_rate", _F, True, "Poisson sampling rate q (expected batch / n_train)."),
     ("steps", _I, True, "Optimizer steps taken (T)."),
     ("accountant", _S, True, "Privacy accountant that computed epsilon (e.g. prv, rdp)."),
+    ("privacy_unit", _S, True, "What epsilon protects: `record` (one report) or `patient` (all of one "
+     "patient's reports)."),
+    ("noise", _S, True, "How DP noise and sampling were drawn: `secure` (OS-seeded, never stored) or "
+     "`reproducible` (replayable from `seed`: not private; left out of fronts unless asked); `none` "
+     "without DP."),
+    ("epsilon_accountant", _F, True, "The Opacus accountant's epsilon for (sigma, sample_rate, steps, delta)."),
+    ("epsilon_pld", _F, True, "dp-accounting's PLD epsilon for the same run (independent check); "
+     "`epsilon` is the larger of the two."),
+    ("epsilon_patient", _F, True, "Epsilon of one patient: `epsilon` at patient level; at record level the "
+     "group bound for the patient with the most training reports (`patient_records`); null when unknown."),
+    ("patient_records", _I, True, "Record level: the most training reports any one patient has (the group "
+     "size of `epsilon_patient`)."),
+    ("epsilon_scope", _S, True, "What `epsilon` covers: `trial` (this trial alone, excluding tuning) or "
+     "`release` (random-stopping sweeps: the best trial of its target, tuning included, see "
+     "`epsilon_release`)."),
+    ("epsilon_release", _F, True, "Random-stopping sweeps: epsilon of releasing this target's best trial, "
+     "the whole tuning process included (Papernot & Steinke 2022, RDP)."),
+    ("released", _I, True, "Random-stopping sweeps: 1 for the trial released for its target, else 0."),
+    ("tuning_trials", _I, True, "Trials of this sweep and target that touched the training data."),
     # hyperparameters: every setting declared as a store column in dpsweep.settings (below)
     ("epochs", _F, True, "Epochs actually trained (steps * sample_rate)."),
     # validation metrics (null unless completed)

@@ -35,6 +35,7 @@ from dpsweep.errors import UserInputError
 from dpsweep.results.schema import (
     FILE_SCHEMA,
     METADATA_KEY,
+    METRIC_COLUMNS,
     PARTITION_COLUMN,
     REQUIRED_COLUMNS,
     SCHEMA,
@@ -223,9 +224,43 @@ def _read_file(fs: pafs.FileSystem, path: str, schema: pa.Schema) -> tuple[pa.Ta
         notes.append(f"{path} has schema version {int(version)} > {SCHEMA_VERSION}: reading "
                      "the columns this version knows; upgrade dpsweep")
     try:
-        return _conform(table, schema), notes
+        table = _conform(table, schema)
     except (pa.ArrowException, UserInputError) as exc:
         return None, [*notes, f"skipping {path}: foreign schema ({exc})"]
+    broken = _broken_rows(table)
+    if broken is not None and pc.any(broken).as_py():
+        count = pc.sum(broken).as_py()
+        notes.append(f"skipping {count} row(s) of {path}: they break the schema's invariants "
+                     "(epsilon above its target, a metric outside [0, 1], a non-finite sigma or negative steps)")
+        table = table.filter(pc.invert(broken))
+    return table, notes
+
+
+def _broken_rows(table: pa.Table) -> pa.ChunkedArray | None:
+    """True where a row breaks an invariant every dpsweep row keeps (checked on read: files
+    may come from anywhere). None when none of the checked columns were read."""
+    names = set(table.column_names)
+    checks = []
+    if {"epsilon", "epsilon_target"} <= names:
+        target = table["epsilon_target"]
+        slack = pc.multiply(target, 1 + 1e-9)
+        checks.append(pc.and_(pc.is_finite(target), pc.greater(table["epsilon"], slack)))
+        checks.append(pc.less(table["epsilon"], 0.0))
+    if {"epsilon_release", "epsilon_target"} <= names:
+        checks.append(pc.greater(table["epsilon_release"], pc.multiply(table["epsilon_target"], 1 + 1e-9)))
+    for name in METRIC_COLUMNS:
+        if name in names:
+            checks.append(pc.or_(pc.less(table[name], 0.0), pc.greater(table[name], 1.0)))
+    if "sigma" in names:
+        checks.append(pc.or_(pc.invert(pc.is_finite(table["sigma"])), pc.less(table["sigma"], 0.0)))
+    if "steps" in names:
+        checks.append(pc.less(table["steps"], 0))
+    if not checks:
+        return None
+    out = pc.fill_null(checks[0], False)
+    for check in checks[1:]:
+        out = pc.or_(out, pc.fill_null(check, False))
+    return out
 
 
 def _subschema(columns: Sequence[str]) -> pa.Schema:

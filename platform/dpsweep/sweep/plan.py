@@ -82,10 +82,10 @@ def _plan_target(spec: SweepSpec, eps: float, n_train: int) -> TargetPlan:
                          max_epochs=_bound(params, "max_epochs", base.max_epochs, 1))
     sigma = next((p for p in params if p.key == "sigma"), None)
     if math.isinf(eps) or (sigma is None and base.sigma is None):
-        plan = plan_steps(base.override(sigma=None), n_train=n_train)
+        plan = plan_steps(base.override(sigma=None), n_train=n_train, cross_check=False)
         return TargetPlan(eps, spec.trials_per_target, params, plan.sample_rate, plan.steps_per_epoch, None,
                           (plan.steps, plan.steps))
-    probe = plan_steps(base.override(sigma=None), n_train=n_train)
+    probe = plan_steps(base.override(sigma=None), n_train=n_train, cross_check=False)
     useful = _useful_sigma(base, probe.sample_rate, probe.steps_per_epoch, probe.steps)
     note = ""
     if sigma is not None:
@@ -101,7 +101,7 @@ def _plan_target(spec: SweepSpec, eps: float, n_train: int) -> TargetPlan:
         lo, hi = sigma.bounds
     else:
         lo = hi = base.sigma
-    ends = [plan_steps(base.override(sigma=s), n_train=n_train) for s in (lo, hi)]
+    ends = [plan_steps(base.override(sigma=s), n_train=n_train, cross_check=False) for s in (lo, hi)]
     return TargetPlan(eps, spec.trials_per_target, params, probe.sample_rate, probe.steps_per_epoch, useful,
                       tuple(p.steps if p.feasible else 0 for p in ends), note)
 

@@ -22,6 +22,7 @@ from dpsweep.data import Corpus, DataOptions, load_corpus
 from dpsweep.errors import ConfigError, PrivacyGuardError
 from dpsweep.model import LoraSettings, ModelSpec, load_classifier, resolve_model_path
 from dpsweep.privacy import PrivacyLedger, compute_epsilon, validate_privacy_args
+from dpsweep.privacy.ledger import dp_ledger
 from dpsweep.settings import TrialConfig
 from dpsweep.train.batches import (
     EmptySafeCollate,
@@ -121,7 +122,9 @@ def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, plan: StepPl
         return None
     t_eval = time.perf_counter()
     result = evaluate_trial(on_host(trainer.module, world.device), tokenizer, config, corpus, plan,
-                            ledger=trainer_ledger(trainer, config, plan), train_seconds=train_seconds)
+                            ledger=trainer_ledger(trainer, config, plan, cross_check=True,
+                                                  patient_records=most_reports_per_patient(corpus)),
+                            train_seconds=train_seconds)
     result.wall_seconds = time.perf_counter() - started
     result.load_seconds, result.cache_seconds = t_cache - started, t0 - t_cache
     result.eval_seconds = time.perf_counter() - t_eval
@@ -270,15 +273,28 @@ def _fmt_eps(eps: float) -> str:
     return "inf" if math.isinf(eps) else f"{eps:.4g}"
 
 
-def trial_ledger(config: TrialConfig, plan: StepPlan, *, steps: int) -> PrivacyLedger:
-    """The privacy ledger for the steps actually taken (ε recomputed by the accountant)."""
+def trial_ledger(config: TrialConfig, plan: StepPlan, *, steps: int, patient_records: int | None = None,
+                 cross_check: bool = False) -> PrivacyLedger:
+    """The privacy ledger for the steps actually taken (ε recomputed by the accountant).
+
+    `cross_check`: the final ledger of a trial, with the PLD ε and the ε of one patient.
+    """
     if not config.private:
-        return PrivacyLedger.non_private(delta=config.delta, sample_rate=plan.sample_rate, steps=steps)
-    eps = compute_epsilon(sigma=plan.sigma, sample_rate=plan.sample_rate, steps=steps,
-                          delta=config.delta, accountant=config.accountant) if steps else 0.0
-    return PrivacyLedger(epsilon_target=config.epsilon, epsilon=eps, delta=config.delta, sigma=plan.sigma,
-                         clip=config.clip, sample_rate=plan.sample_rate, steps=steps,
-                         accountant=config.accountant)
+        return PrivacyLedger.non_private(delta=config.delta, sample_rate=plan.sample_rate, steps=steps,
+                                         privacy_unit=config.privacy_unit)
+    return dp_ledger(epsilon_target=config.epsilon, delta=config.delta, sigma=plan.sigma, clip=config.clip,
+                     sample_rate=plan.sample_rate, steps=steps, accountant=config.accountant,
+                     privacy_unit=config.privacy_unit, noise=config.noise, patient_records=patient_records,
+                     cross_check=cross_check)
+
+
+def most_reports_per_patient(corpus: Corpus) -> int | None:
+    """The most training reports any one patient has (None when the data set knows no patients)."""
+    if not corpus.groups_are_patients or not len(corpus.train):
+        return None
+    from collections import Counter
+
+    return max(Counter(corpus.train.groups).values())
 
 
 def optimizer_and_schedule(model, config: TrialConfig, total_steps: int):
@@ -294,21 +310,22 @@ def optimizer_and_schedule(model, config: TrialConfig, total_steps: int):
     return optimizer, schedule
 
 
-def trainer_ledger(trainer: Trainer, config: TrialConfig, plan: StepPlan) -> PrivacyLedger:
+def trainer_ledger(trainer: Trainer, config: TrialConfig, plan: StepPlan, **final: Any) -> PrivacyLedger:
     """The ledger of the steps the trainer took; a DP trainer's from its accountant's history
-    (steps restored from a checkpoint included)."""
+    (steps restored from a checkpoint included). `final`: see trial_ledger."""
     if isinstance(trainer, PrivateTrainer):
-        return ledger_from_history(config, plan, trainer.accountant_history)
-    return trial_ledger(config, plan, steps=trainer.steps)
+        return ledger_from_history(config, plan, trainer.accountant_history, **final)
+    return trial_ledger(config, plan, steps=trainer.steps, **final)
 
 
-def ledger_from_history(config: TrialConfig, plan: StepPlan, history: list[tuple[float, float, int]]) -> PrivacyLedger:
+def ledger_from_history(config: TrialConfig, plan: StepPlan, history: list[tuple[float, float, int]],
+                        **final: Any) -> PrivacyLedger:
     """The ledger of a DP trial from its Opacus accountant's (σ, q, steps) history."""
     for sigma, sample_rate, _ in history:
         if not (math.isclose(sigma, plan.sigma) and math.isclose(sample_rate, plan.sample_rate)):
             raise PrivacyGuardError(f"the accountant counted steps at σ={sigma}, q={sample_rate}, not the "
                                     f"plan's σ={plan.sigma}, q={plan.sample_rate}; the ε would be wrong")
-    return trial_ledger(config, plan, steps=sum(int(n) for _, _, n in history))
+    return trial_ledger(config, plan, steps=sum(int(n) for _, _, n in history), **final)
 
 
 def epsilon_after(config: TrialConfig, plan: StepPlan) -> Callable[[int], float] | None:
