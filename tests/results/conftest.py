@@ -22,7 +22,8 @@ def _row(**overrides: Any) -> dict[str, Any]:
         "sweep_id": "sweep-a", "trial_id": "t0001", "dataset": "mimic-cxr",
         "dataset_format": "mimic-cxr", "model": "minilm", "status": "completed",
         "epsilon_target": 1.0, "epsilon": 0.95, "delta": 1e-5, "sigma": 1.2, "clip": 1.0,
-        "sample_rate": 0.01, "steps": 500, "accountant": "prv", "rank": 8, "lora_alpha": 16.0,
+        "sample_rate": 0.01, "steps": 500, "accountant": "prv", "privacy_unit": "record", "noise": "secure",
+        "rank": 8, "lora_alpha": 16.0,
         "lora_dropout": 0.05, "lr": 1e-3, "batch_size": 64, "epochs": 5.0, "max_length": 128,
         "seed": 0, "weighted_f1": 0.8, "macro_f1": 0.6, "micro_f1": 0.82, "auroc_macro": 0.9,
         "per_label_f1": {"Edema": 0.7, "Pneumonia": 0.5}, "n_train": 1000, "n_val": 200,
@@ -31,7 +32,7 @@ def _row(**overrides: Any) -> dict[str, Any]:
         "config_json": {"model": {"name": "minilm"}, "lora": {"rank": 8}, "privacy": {"epsilon": 1.0}},
     }
     if not private:
-        row.update(epsilon_target=math.inf, epsilon=math.inf, sigma=0.0,
+        row.update(epsilon_target=math.inf, epsilon=math.inf, sigma=0.0, noise="none",
                    config_json={"model": {"name": "minilm"}, "privacy": {"epsilon": math.inf}})
     row.update(overrides)
     return row

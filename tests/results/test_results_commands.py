@@ -58,8 +58,11 @@ def test_pareto_json_is_strict_and_sorted(one_dataset, capsys) -> None:
 
 def test_pareto_table_and_csv(one_dataset, capsys) -> None:
     assert _run(["pareto", "--store", one_dataset, "--dataset", "mimic-cxr"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out
+    table, notes = out.split("\n\n", 1)
+    lines = table.splitlines()
     assert lines[0].split()[:2] == ["epsilon", "weighted_f1"] and len(lines) == 4
+    assert "per trial" in notes and "excludes hyperparameter tuning" in notes and "outside ε" in notes
     assert _run(["pareto", "--store", one_dataset, "--dataset", "mimic-cxr", "--format", "csv",
                  "--metric", "macro_f1"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
@@ -93,3 +96,23 @@ def test_report_command(one_dataset, tmp_path, capsys) -> None:
     out = tmp_path / "report"
     assert _run(["report", "--store", one_dataset, "--out", str(out)]) == 0
     assert (out / "index.html").exists() and (out / "pareto_mimic-cxr.png").exists()
+
+
+def test_selection_by_a_test_metric_is_refused(one_dataset, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _run(["best", "--store", one_dataset, "--dataset", "mimic-cxr", "--max-epsilon", "8",
+              "--metric", "test_weighted_f1"])
+    assert exit_info.value.code == 2
+    assert "test split must never choose a trial" in capsys.readouterr().err
+
+
+def test_reproducible_noise_rows_are_left_out_unless_asked(store, make_row, capsys) -> None:
+    store.append(make_row(trial_id="secure", weighted_f1=0.6))
+    store.append(make_row(trial_id="replay", weighted_f1=0.9, noise="reproducible"))
+    with pytest.warns(UserWarning, match="replayable"):
+        assert _run(["best", "--store", str(store.root), "--dataset", "mimic-cxr", "--max-epsilon", "8",
+                     "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trial_id"] == "secure"
+    assert _run(["best", "--store", str(store.root), "--dataset", "mimic-cxr", "--max-epsilon", "8",
+                 "--format", "json", "--include-reproducible"]) == 0
+    assert json.loads(capsys.readouterr().out)["trial_id"] == "replay"

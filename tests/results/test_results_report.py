@@ -22,7 +22,7 @@ def test_write_report_makes_plots_and_index(store, make_row, tmp_path) -> None:
     for text in ("mimic-cxr", "ct-rate", "pareto_mimic-cxr.png", "Privacy cost", "σ", "trial_id"):
         assert text in page
     assert "config_json" not in page and "{" not in page.split("</style>")[1]
-    assert delta_label(store.read()) == "ε (δ = 1e-05)"
+    assert delta_label(store.read()) == "ε per trial (δ = 1e-05)"
     assert "∞" in NON_PRIVATE_LABEL
 
 

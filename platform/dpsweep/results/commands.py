@@ -26,16 +26,22 @@ from typing import Any
 import pyarrow as pa
 
 from dpsweep.errors import UserInputError
+from dpsweep.results.coverage import (
+    SELECTION_METRICS,
+    composed_epsilon_of,
+    coverage_lines,
+    selection_metric,
+    shown_rows,
+)
 from dpsweep.results.pareto import pareto_front
 from dpsweep.results.queries import best_under_budget, export_config
 from dpsweep.results.report import write_report
-from dpsweep.results.schema import METRIC_COLUMNS
 from dpsweep.results.store import DEFAULT_STORE, ResultStore
 
 EXIT_OK, EXIT_NOTHING_FOUND, EXIT_BAD_INPUT = 0, 1, 2
 FRONT_OUTPUT_COLUMNS = (
     "epsilon", "epsilon_target", "weighted_f1", "macro_f1", "sigma", "clip", "sample_rate",
-    "steps", "delta", "accountant", "rank", "lora_alpha", "lr", "batch_size", "epochs",
+    "steps", "delta", "accountant", "privacy_unit", "epsilon_patient", "epsilon_release", "rank", "lora_alpha", "lr", "batch_size", "epochs",
     "max_length", "model", "trial_id", "sweep_id",
 )
 
@@ -55,8 +61,17 @@ def _common(parser: argparse.ArgumentParser, *, dataset: bool) -> None:
                         help=f"results store: a local folder or s3:// / gs:// URI (default: {DEFAULT_STORE})")
     if dataset:
         parser.add_argument("--dataset", required=True, help="dataset name, e.g. mimic-cxr")
-    parser.add_argument("--metric", default="weighted_f1", choices=METRIC_COLUMNS,
-                        help="validation metric to maximise (default: weighted_f1)")
+    parser.add_argument("--metric", default="weighted_f1", type=_metric, metavar="{" + ",".join(SELECTION_METRICS) + "}",
+                        help="validation metric to maximise (default: weighted_f1); test metrics never select")
+    parser.add_argument("--include-reproducible", action="store_true",
+                        help="also show DP trials whose noise is replayable from their seed (not private)")
+
+
+def _metric(text: str) -> str:
+    try:
+        return selection_metric(text)
+    except UserInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_results_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -68,6 +83,8 @@ def add_results_commands(subparsers: argparse._SubParsersAction) -> None:
     _common(pareto, dataset=True)
     pareto.add_argument("--format", choices=("table", "json", "csv"), default="table",
                         help="table (default), json (an array of row objects; ε = ∞ as \"inf\") or csv")
+    pareto.add_argument("--composed", action="store_true",
+                        help="also compute the tight composed ε of every DP trial of the dataset (PLD; seconds)")
     pareto.set_defaults(func=run_pareto)
 
     best = subparsers.add_parser(
@@ -79,6 +96,8 @@ def add_results_commands(subparsers: argparse._SubParsersAction) -> None:
                       help="privacy budget; 'inf' allows non-private trials")
     best.add_argument("--format", choices=("table", "json"), default="table",
                       help="table (default: one 'column value' line each) or json (one object)")
+    best.add_argument("--composed", action="store_true",
+                      help="also compute the tight composed ε of every DP trial of the dataset (PLD; seconds)")
     best.add_argument("--export", metavar="FILE.yaml",
                       help="write the trial's config as YAML, ready for `dpsweep train --config`")
     best.set_defaults(func=run_best)
@@ -121,6 +140,20 @@ def _load(args: argparse.Namespace, *, dataset: str | None) -> pa.Table | int:
     return store.read(dataset)
 
 
+def _shown(table: pa.Table, args: argparse.Namespace) -> pa.Table:
+    return shown_rows(table, include_reproducible=args.include_reproducible)
+
+
+def _say_coverage(table: pa.Table, args: argparse.Namespace, *, to_stdout: bool) -> None:
+    """What the ε shown covers: below a table on stdout, else on stderr (keeps JSON/CSV clean)."""
+    composed = composed_epsilon_of(table, args.dataset) if getattr(args, "composed", False) else None
+    lines = coverage_lines(table, args.dataset, composed=composed)
+    if to_stdout:
+        _emit("\n" + "\n".join(f"note: {line}" for line in lines))
+    else:
+        print("\n".join(f"dpsweep: note: {line}" for line in lines), file=sys.stderr)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
@@ -158,12 +191,14 @@ def run_pareto(args: argparse.Namespace) -> int:
     table = _load(args, dataset=args.dataset)
     if isinstance(table, int):
         return table
+    table = _shown(table, args)
     front = pareto_front(table, dataset=args.dataset, metric=args.metric)
     if front.num_rows == 0:
         return _fail(EXIT_NOTHING_FOUND, f"dataset {args.dataset!r} has no completed trial with "
                      f"{args.metric}; check `dpsweep report` for failed or pruned trials")
     columns = list(dict.fromkeys(("epsilon", args.metric, *FRONT_OUTPUT_COLUMNS)))
     _emit(format_rows(front.to_pylist(), columns, args.format))
+    _say_coverage(table, args, to_stdout=args.format == "table")
     return EXIT_OK
 
 
@@ -172,6 +207,7 @@ def run_best(args: argparse.Namespace) -> int:
     table = _load(args, dataset=args.dataset)
     if isinstance(table, int):
         return table
+    table = _shown(table, args)
     row = best_under_budget(table, dataset=args.dataset, max_epsilon=args.max_epsilon, metric=args.metric)
     if row is None:
         return _fail(EXIT_NOTHING_FOUND, f"no completed trial of {args.dataset!r} with "
@@ -181,6 +217,7 @@ def run_best(args: argparse.Namespace) -> int:
     else:
         width = max(len(k) for k in row)
         _emit("\n".join(f"{k.ljust(width)}  {_text(v)}" for k, v in row.items() if k != "config_json"))
+    _say_coverage(table, args, to_stdout=args.format == "table")
     if args.export:
         try:
             path = export_config(row, args.export)
@@ -196,7 +233,7 @@ def run_report(args: argparse.Namespace) -> int:
     if isinstance(table, int):
         return table
     try:
-        paths = write_report(table, args.out, metric=args.metric)
+        paths = write_report(_shown(table, args), args.out, metric=args.metric)
     except ImportError as exc:
         return _fail(EXIT_BAD_INPUT, str(exc))
     except OSError as exc:

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dpsweep.results.coverage import coverage_lines
 from dpsweep.results.pareto import check_metric, completed_rows, pareto_front
 from dpsweep.results.queries import best_non_private, privacy_cost
 from dpsweep.results.store import ResultStore
@@ -43,10 +44,10 @@ def delta_label(rows: pa.Table) -> str:
     deltas = rows.filter(pc.is_finite(rows["epsilon"]))["delta"].drop_null()
     values = sorted(set(deltas.to_pylist()))
     if not values:
-        return "ε"
+        return "ε per trial"
     if len(values) == 1:
-        return f"ε (δ = {values[0]:.3g})"
-    return f"ε (δ = {values[0]:.3g} … {values[-1]:.3g})"
+        return f"ε per trial (δ = {values[0]:.3g})"
+    return f"ε per trial (δ = {values[0]:.3g} … {values[-1]:.3g})"
 
 
 def plot_pareto(table: pa.Table, *, dataset: str, metric: str, path: str | os.PathLike[str]) -> Path:
@@ -71,7 +72,7 @@ def plot_pareto(table: pa.Table, *, dataset: str, metric: str, path: str | os.Pa
     if finite.num_rows == 0:
         ax.set_xlim(1e-2, 1e1)  # nothing private to place: a readable default range
     ax.set_xlabel(delta_label(rows))
-    ax.set_ylabel(metric)
+    ax.set_ylabel(f"validation {metric.replace('_', ' ')}" + ("" if metric.endswith("_tuned") else ", threshold 0.5"))
     ax.set_title(f"{dataset}: {metric} against ε")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
@@ -107,6 +108,7 @@ def _dataset_section(table: pa.Table, dataset: str, metric: str, image: str) -> 
     return (
         f"<section><h2>{html.escape(dataset)}</h2>"
         f"<p>{n_trials} trials, {len(front)} on the Pareto front ({html.escape(metric)}).</p>"
+        + "".join(f"<p class=note>{html.escape(line)}</p>" for line in coverage_lines(table, dataset)) +
         f'<img src="{html.escape(image)}" alt="Pareto front of {html.escape(dataset)}">'
         f"<h3>Pareto front</h3>{_html_table(headers, front_rows)}"
         f"<h3>Privacy cost (against the best non-private trial)</h3>"
