@@ -10,6 +10,8 @@ import pytest
 
 from tests.test_cli import run_cli
 
+pytestmark = pytest.mark.cli_subprocess  # five CLI trainings and two queries, each a child process
+
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory, tiny_model_dir, synth_mimic):

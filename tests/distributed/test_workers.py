@@ -16,6 +16,8 @@ from dpsweep.privacy import compute_epsilon
 from dpsweep.train import plan_steps, run_trial
 from tests.distributed.conftest import quiet
 
+pytestmark = pytest.mark.ray
+
 # ε computed in a Ray worker (OMP_NUM_THREADS=1) and in this process (maybe more threads)
 # agrees to a few ulps, not bit for bit: the accountants' numpy reductions depend on the
 # thread count. 1e-9 is far below any budget's meaning and far above float noise.

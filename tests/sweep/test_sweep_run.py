@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pytest
 
 from dpsweep.cli import main
 from dpsweep.privacy import compute_epsilon
@@ -47,6 +48,7 @@ def _check_rows(rows: list[dict]) -> None:
         assert math.isclose(r["epsilon"], recomputed, rel_tol=EPS_REL_TOL), (r["epsilon"], recomputed)
 
 
+@pytest.mark.ray
 def test_sweep_writes_one_row_per_trial_and_prints_front(write_space, tmp_path, capsys):
     space = write_space()
     code = main(["sweep", str(space), "--name", "e2e", "--runs-dir", str(tmp_path / "runs")])
@@ -87,6 +89,7 @@ def test_existing_sweep_name_needs_resume(write_space, tmp_path, capsys):
     assert "pass --resume" in capsys.readouterr().err
 
 
+@pytest.mark.ray
 def test_resume_after_driver_killed(write_space, tmp_path):
     """Kill the driver (SIGKILL) once trials have landed; --resume completes the sweep exactly."""
     space = write_space()
@@ -115,6 +118,7 @@ def test_resume_after_driver_killed(write_space, tmp_path):
     assert kept == before  # rows written before the kill are untouched
 
 
+@pytest.mark.ray
 def test_failed_trials_become_failed_rows(write_space, tmp_path, synth_mimic):
     """Data that vanishes after the checks (e.g. a node without the mount): every trial
     fails, each one is a 'failed' row with a short error, and nothing else is lost."""
