@@ -11,6 +11,9 @@ import pytest
 
 from tests.conftest import CT_CLIP_TEXT
 
+# Every test here starts `python -m dpsweep.cli` (about 5-10 s each on 2 CPUs: the CLI imports torch).
+pytestmark = pytest.mark.cli_subprocess
+
 
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dpsweep.cli", *args], capture_output=True, text=True,

@@ -82,6 +82,7 @@ def local_sh(command: str, env: dict) -> subprocess.CompletedProcess:
                           timeout=90)
 
 
+@pytest.mark.ray
 @pytest.mark.ray_local
 def test_start_status_stop_round_trip(session_env):
     env, temp_dir = session_env

@@ -23,6 +23,8 @@ from tests.sweep.conftest import tiny_space
 
 REPO = Path(__file__).resolve().parents[2]
 
+pytestmark = [pytest.mark.ray, pytest.mark.ray_local]  # every test here runs on a `ray start --head`
+
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory, synth_mimic, tiny_model_dir):
@@ -69,7 +71,6 @@ def _check(rows: list[dict]) -> None:
     assert all(r["status"] in ("completed", "infeasible") for r in rows), [r["error"] for r in rows]
 
 
-@pytest.mark.ray_local
 def test_sweep_joins_head_with_address_auto(head, tmp_path):
     env, space, store, _ = head
     proc = subprocess.run([sys.executable, "-m", "dpsweep.cli", "sweep", str(space), "--address", "auto",
@@ -80,7 +81,6 @@ def test_sweep_joins_head_with_address_auto(head, tmp_path):
     _check(_rows(store, "joined"))
 
 
-@pytest.mark.ray_local
 def test_sweep_submitted_as_ray_job_succeeds(head, tmp_path):
     env, space, store, dashboard = head
     ray = env["DPSWEEP_RAY_BIN"]

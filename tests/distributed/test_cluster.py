@@ -11,6 +11,8 @@ import pytest
 from dpsweep.distributed import run_on_workers
 from tests.distributed.conftest import quiet
 
+pytestmark = pytest.mark.ray
+
 
 @pytest.fixture
 def two_node_cluster():
