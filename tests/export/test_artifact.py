@@ -195,3 +195,26 @@ def test_load_refusals(saved_model, tmp_path, tiny_model_dir):
 
     tiny_backbone("bert", seed=1).save_pretrained(other_base)
     _one_line_model_error(saved_model, "differ from the ones this model was trained on", base_model=str(other_base))
+
+
+def test_top_layer_adapters_with_the_prefix_cache_round_trip(tiny_model_dir, tmp_path, synth_mimic):
+    import torch
+    from safetensors.torch import load_file
+
+    from dpsweep.model import LoraSettings, ModelSpec, load_classifier
+    from dpsweep.train.batches import encode
+
+    model, tokenizer = load_classifier(ModelSpec(name_or_path=str(tiny_model_dir), lora=LoraSettings(top_layers=1)),
+                                       num_labels=len(CHEXPERT_LABELS))
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn(param.shape) * 0.5)
+    texts = _texts(synth_mimic, 12)
+    expected = reference_probabilities(model.eval(), tokenizer, texts)
+    corpus = load_corpus("mimic-cxr", synth_mimic)
+    assert model.enable_prefix_cache(encode(corpus.train, tokenizer, max_length_tokens=MAX_LENGTH).input_ids,
+                                     pad_id=tokenizer.pad_token_id) == ""
+    folder = save_example(model, tokenizer, tiny_model_dir, tmp_path / "m")
+    assert all(".layer.1." in key for key in load_file(str(folder / ADAPTER_WEIGHTS)))
+    assert np.abs(predict_probabilities(load_model(folder), texts) - expected).max() <= 1e-5
