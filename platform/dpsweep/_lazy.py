@@ -2,7 +2,7 @@
 
 `dpsweep.train`, `dpsweep.sweep` and `dpsweep.model` re-export names from submodules that
 import torch, Ray or transformers. Importing them eagerly in ``__init__`` made every light
-sibling (``dpsweep.train.config``, ``dpsweep.sweep.spec``) and every ``--help`` pay for
+sibling (``dpsweep.train.plan``, ``dpsweep.sweep.spec``) and every ``--help`` pay for
 torch; with these hooks only the submodule that defines the name asked for is imported.
 """
 

@@ -14,8 +14,8 @@ import math
 import pytest
 import torch
 
+from dpsweep.settings import TrialConfig
 from dpsweep.train.batches import encode
-from dpsweep.train.config import TrialConfig
 from dpsweep.train.loop import load_trial_corpus, make_trainer, trial_model
 from dpsweep.train.plan import plan_steps
 
@@ -85,13 +85,7 @@ def test_trainer_moves_every_adapter_and_the_head_but_no_frozen_weight(base, cha
     assert moved == [], f"frozen parameters changed: {moved}"
 
 
-GHOST_UNWRAP = pytest.mark.xfail(
-    strict=True, reason="train.loop.unwrap only unwraps GradSampleModule; Opacus 1.6's ghost-clipping "
-                        "wrapper (GradSampleModuleFastGradientClipping) is not a subclass of it")
-
-
-@pytest.mark.parametrize("changes", [pytest.param(c, marks=GHOST_UNWRAP) if c.get("grad_sample_mode") == "ghost"
-                                     else c for c in CASES.values()], ids=list(CASES))
+@pytest.mark.parametrize("changes", list(CASES.values()), ids=list(CASES))
 def test_trainer_module_is_the_classifier(base, changes):
     """`trainer.module` is what a trial evaluates, checkpoints and hashes: the bare classifier."""
     config = base.override(**changes)

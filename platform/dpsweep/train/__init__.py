@@ -1,6 +1,6 @@
 """One trial, Ray-free: DP-LoRA training loop (Opacus), evaluation metrics.
 
-The names below are imported on first use: ``import dpsweep.train.config`` (or reading
+The names below are imported on first use: ``import dpsweep.train.plan`` (or reading
 ``dpsweep.train.TrialConfig``) does not pull torch; ``run_trial`` and ``TrialResult`` do.
 """
 

@@ -37,7 +37,8 @@ def encode(split, tokenizer, *, max_length_tokens: int) -> EncodedSplit:
     """Tokenise a data split (truncating to max_length_tokens)."""
     ids = tokenizer(list(split.texts), truncation=True, max_length=max_length_tokens)["input_ids"]
     targets = torch.tensor(np.where(split.mask, split.labels, IGNORE), dtype=torch.float32)
-    return EncodedSplit(ids, targets, tokenizer.pad_token_id, groups=list(split.groups))
+    groups = getattr(split, "groups", None)  # texts to predict carry no patients
+    return EncodedSplit(ids, targets, tokenizer.pad_token_id, groups=None if groups is None else list(groups))
 
 
 class PadCollate:

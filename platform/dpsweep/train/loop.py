@@ -382,10 +382,12 @@ class World:
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The classifier inside Opacus' GradSampleModule and (DP)DDP wrappers."""
     from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
-    from opacus.grad_sample import GradSampleModule
+    from opacus.grad_sample.gsm_base import (
+        AbstractGradSampleModule,  # hooks and ghost wrappers alike
+    )
 
     while True:
-        if isinstance(model, GradSampleModule):
+        if isinstance(model, AbstractGradSampleModule):
             model = model._module
         elif isinstance(model, (DPDDP, torch.nn.parallel.DistributedDataParallel)):
             model = model.module
