@@ -6,6 +6,7 @@ without pulling torch or Ray, and without importing the CLI.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import warnings
@@ -18,7 +19,9 @@ def quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")
+    # dp-accounting drops RDP orders whose series does not converge (sound, slightly looser)
+    # and says so through absl on every call
+    logging.getLogger("absl").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="opacus")

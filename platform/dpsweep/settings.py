@@ -139,6 +139,8 @@ class TrialConfig:
     physical_batch_size: int = _s(32, "memory cap per forward/backward pass", low=1, high=10**6)
     max_epochs: float = _s(3.0, "cap on epochs (the budget may stop training earlier)", low=0, high=10**5,
                            low_open=True, search="dp")
+    max_steps: int | None = _s(None, "cap on optimizer steps (default: none beyond max_epochs)", low=1,
+                               high=10**9)
     lr_schedule: LrSchedule = _s("linear", "learning-rate schedule")
     seed: int = _s(0, "seed of initialisation, data split and everything non-private", low=0, high=SEED_MAX)
     eval_batch_size: int = _s(64, "batch size of evaluation", low=1, high=10**6, column=False)

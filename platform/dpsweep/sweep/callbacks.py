@@ -68,9 +68,10 @@ class StoreCallback(Callback):
     """Writes each finished, infeasible or failed trial of one ε target to the store."""
 
     def __init__(self, *, store, sweep_id: str, trial_prefix: str, epsilon: float, base: dict[str, Any],
-                 dataset: str, progress: SweepProgress) -> None:
+                 dataset: str, progress: SweepProgress, row_extra: dict[str, Any] | None = None) -> None:
         self.store, self.sweep_id, self.prefix = store, sweep_id, trial_prefix
         self.epsilon, self.base, self.dataset, self.progress = epsilon, base, dataset, progress
+        self.row_extra = row_extra or {}
         self._started: dict[str, float] = {}
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
@@ -94,9 +95,9 @@ class StoreCallback(Callback):
         self._write_failed(trial, short_error(trial))
 
     def _write_failed(self, trial, error: str) -> None:
-        self.write_row(failed_row(trial.config, base=self.base, sweep_id=self.sweep_id,
-                                  trial_id=f"{self.prefix}-{trial.trial_id}", dataset=self.dataset,
-                                  error=error))
+        self.write_row({**failed_row(trial.config, base=self.base, sweep_id=self.sweep_id,
+                                     trial_id=f"{self.prefix}-{trial.trial_id}", dataset=self.dataset,
+                                     error=error), **self.row_extra})
         self.progress.finished(self.epsilon, None, "failed")
 
     def write_row(self, row: dict[str, Any]) -> bool:

@@ -62,30 +62,56 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _sweep_table(store, *, dataset: str, sweep_id: str | None):
+    import pyarrow.compute as pc
+
+    table = store.read(dataset)
+    return table if sweep_id is None else table.filter(pc.equal(table["sweep_id"], sweep_id))
+
+
 def front_rows(store, *, dataset: str, sweep_id: str | None = None) -> list[dict]:
-    """Pareto front (weighted F1 against ε) of one sweep's rows, or of the whole dataset."""
+    """Pareto front (weighted F1 against ε) of one sweep's rows, or of the whole dataset.
+
+    A random-stopping sweep releases one trial per target: its front is those trials.
+    """
     import pyarrow.compute as pc
 
     from dpsweep.results.pareto import pareto_front
 
-    table = store.read(dataset)
-    if sweep_id is not None:
-        table = table.filter(pc.equal(table["sweep_id"], sweep_id))
+    table = _sweep_table(store, dataset=dataset, sweep_id=sweep_id)
+    released = table.filter(pc.fill_null(pc.equal(table["released"], 1), False))
+    if released.num_rows:
+        return sorted(released.to_pylist(), key=lambda r: r["epsilon_target"])
     return pareto_front(table, dataset=dataset, metric="weighted_f1").to_pylist()
 
 
 def print_front(store, *, dataset: str, sweep_id: str | None = None) -> list[dict]:
+    """The sweep's closing summary: its front, and what each ε shown covers."""
     rows = front_rows(store, dataset=dataset, sweep_id=sweep_id)
-    print(f"\nPareto front, {dataset} (validation; ε spent as computed by the accountant):")
-    print(f"{'ε target':>9} {'ε spent':>8} {'weighted F1':>12} {'macro F1':>9} {'σ':>6} {'C':>6} "
-          f"{'rank':>5} {'lr':>8} {'steps':>6}")
+    release = any(r.get("released") == 1 for r in rows)
+    what = ("released models, one per target; ε release covers the whole tuning process" if release
+            else "validation; ε per trial, excludes tuning")
+    print(f"\nPareto front, {dataset} ({what}):")
+    print(f"{'ε target':>9} {'ε trial':>8} {'ε release':>10} {'weighted F1':>12} {'macro F1':>9} {'σ':>6} "
+          f"{'C':>6} {'rank':>5} {'lr':>8} {'steps':>6}")
     for r in rows:
         target = "inf" if math.isinf(r["epsilon_target"]) else f"{r['epsilon_target']:g}"
         spent = "inf" if math.isinf(r["epsilon"]) else f"{r['epsilon']:.3g}"
+        released = f"{r['epsilon_release']:.4g}" if r.get("epsilon_release") is not None else "-"
         sigma = f"{r['sigma']:.3g}" if r["sigma"] else "-"
         clip = f"{r['clip']:.3g}" if r["clip"] is not None and not math.isinf(r["epsilon"]) else "-"
-        print(f"{target:>9} {spent:>8} {r['weighted_f1']:>12.4f} {r['macro_f1']:>9.4f} {sigma:>6} {clip:>6} "
-              f"{r['rank']:>5} {r['lr']:>8.2g} {r['steps']:>6}")
+        print(f"{target:>9} {spent:>8} {released:>10} {r['weighted_f1']:>12.4f} {r['macro_f1']:>9.4f} {sigma:>6} "
+              f"{clip:>6} {r['rank']:>5} {r['lr']:>8.2g} {r['steps']:>6}")
     if not rows:
         print("  (no completed trial)")
+    _print_coverage(store, dataset=dataset, sweep_id=sweep_id, composed=not release)
     return rows
+
+
+def _print_coverage(store, *, dataset: str, sweep_id: str | None, composed: bool) -> None:
+    from dpsweep.results.coverage import composed_epsilon_of, coverage_lines
+
+    table = _sweep_table(store, dataset=dataset, sweep_id=sweep_id)
+    total = composed_epsilon_of(table, dataset) if composed else None
+    for line in coverage_lines(table, dataset, composed=total):
+        print(f"note: {line}")

@@ -25,6 +25,7 @@ class TargetPlan:
     useful_sigma: tuple[float, float] | None  # σ spending ε in one epoch .. in max_epochs
     steps_range: tuple[int, int]        # calibrated steps at the searched σ range's ends
     note: str = ""
+    release: Any = None                 # random stopping: the target's ReleasePlan (sweep.release)
 
     @property
     def searched(self) -> tuple[str, ...]:
@@ -53,15 +54,24 @@ class SweepPlan:
                f"at most {r.max_concurrent_trials} trials at once; store {s.store}"]
         for t in self.targets:
             head = "ε=inf (non-private)" if math.isinf(t.epsilon) else f"ε={t.epsilon:g}"
-            line = (f"  {head}: {t.trials} trials over {', '.join(t.searched) or 'nothing'}; "
+            count = f"a random number (mean {s.tuning.mean_trials:g}) of" if s.tuning else str(t.trials)
+            line = (f"  {head}: {count} trials over {', '.join(t.searched) or 'nothing'}; "
                     f"q={t.sample_rate:.4g}, {t.steps_per_epoch} steps/epoch")
             sigma = next((p for p in t.params if p.key == "sigma"), None)
             if sigma is not None:
                 line += f"; σ {sigma.describe()} -> {t.steps_range[0]}..{t.steps_range[1]} steps"
             else:
                 line += f"; {t.steps_range[1]} steps"
+            if t.release is not None:
+                line += (f"; every trial σ={t.release.sigma:.4g}, {t.release.steps} steps; ε of the release "
+                         f"(best of a random number of trials, tuning included) {t.release.epsilon_release:.4g}"
+                         if t.release.feasible else f"; {t.release.reason}")
             out.append(line + (f" ({t.note})" if t.note else ""))
-        out.append(f"total: {s.total_trials} trials")
+        if s.tuning is not None:
+            out.append(f"random stopping: trials per target drawn from a {s.tuning.distribution} distribution "
+                       f"of mean {s.tuning.mean_trials:g}; only the best trial of each target is released")
+        else:
+            out.append(f"total: {s.total_trials} trials; each ε is per trial and excludes tuning")
         return out
 
 
@@ -76,6 +86,16 @@ def plan_sweep(spec: SweepSpec, *, n_train: int, n_val: int, dataset: str) -> Sw
 
 
 def _plan_target(spec: SweepSpec, eps: float, n_train: int) -> TargetPlan:
+    target = _plan_target_steps(spec, eps, n_train)
+    if spec.tuning is None or math.isinf(eps):
+        return target
+    from dpsweep.sweep.release import plan_release
+
+    release = plan_release(spec, epsilon=eps, n_units=n_train)
+    return replace(target, release=release, steps_range=(release.steps, release.steps))
+
+
+def _plan_target_steps(spec: SweepSpec, eps: float, n_train: int) -> TargetPlan:
     params = spec.params_for(eps)
     base = spec.base_for(eps)
     base = base.override(batch_size=_bound(params, "batch_size", base.batch_size, 0),

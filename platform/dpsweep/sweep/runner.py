@@ -42,7 +42,7 @@ def inspect_sweep(spec: SweepSpec) -> tuple[SweepSpec, SweepPlan]:
     """
     from dpsweep.model import resolve_model_path
     from dpsweep.privacy import validate_privacy_args
-    from dpsweep.train.loop import load_trial_corpus
+    from dpsweep.train.loop import load_trial_corpus, training_units
 
     base = spec.base
     resolve_model_path(base.model)
@@ -51,8 +51,9 @@ def inspect_sweep(spec: SweepSpec) -> tuple[SweepSpec, SweepPlan]:
     if base.model != "default" and Path(base.model).exists():
         base = base.override(model=str(Path(base.model).resolve()))
     corpus = load_trial_corpus(base)
+    n_units = training_units(base.override(epsilon=min(spec.epsilons)), corpus)
     for eps in spec.epsilons:
-        validate_privacy_args(epsilon_target=eps, delta=base.delta, n_train=len(corpus.train),
+        validate_privacy_args(epsilon_target=eps, delta=base.delta, n_train=n_units,
                               sigma=None, clip=base.clip)
     spec = replace(spec, base=base)
     dataset = spec.dataset_name or corpus.name
@@ -62,7 +63,7 @@ def inspect_sweep(spec: SweepSpec) -> tuple[SweepSpec, SweepPlan]:
         check_dataset_name(dataset)
     except ValueError as exc:
         raise ConfigError(f"{spec.source}: dataset.name: {exc}") from None
-    plan = plan_sweep(spec, n_train=len(corpus.train), n_val=len(corpus.val), dataset=dataset)
+    plan = plan_sweep(spec, n_train=n_units, n_val=len(corpus.val), dataset=dataset)
     return spec, replace(plan, corpus=corpus)
 
 
@@ -114,8 +115,8 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
     log = log or default_log
     started = time.perf_counter()
     existing = stored_rows(store, dataset=plan.dataset, sweep_id=sweep_id)
-    todo = {eps: spec.trials_per_target - sum(1 for r in existing if r["epsilon_target"] == eps)
-            for eps in spec.epsilons}
+    wanted = _trial_counts(spec, existing, log)
+    todo = {eps: wanted[eps] - sum(1 for r in existing if r["epsilon_target"] == eps) for eps in spec.epsilons}
     progress = SweepProgress(total=sum(max(n, 0) for n in todo.values()))
     if existing:
         log(f"resuming sweep {sweep_id}: {len(existing)} rows already stored, {progress.total} trials to run")
@@ -126,16 +127,47 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
         prefix_ref = _shared_prefix(spec, plan.corpus, log) if progress.total else None
         for eps in spec.epsilons:
             if todo[eps] <= 0:
-                log(f"ε={_tag(eps)}: all {spec.trials_per_target} trials already stored")
+                log(f"ε={_tag(eps)}: all {wanted[eps]} trials already stored")
                 continue
             _run_target(spec, plan, eps=eps, trials=todo[eps], sweep_id=sweep_id, store=store,
                         previous=[r for r in existing if r["epsilon_target"] == eps], runs_dir=runs,
-                        progress=progress, log=log, prefix_ref=prefix_ref)
+                        progress=progress, log=log, prefix_ref=prefix_ref, wanted=wanted[eps])
+        if spec.tuning is not None:
+            _release_best(spec, store, plan.dataset, sweep_id, log)
     finally:
         if started_ray:
             ray.shutdown()
     written = len(stored_rows(store, dataset=plan.dataset, sweep_id=sweep_id)) - len(existing)
     return SweepOutcome(sweep_id, store.uri, plan.dataset, written, time.perf_counter() - started, progress)
+
+
+def _trial_counts(spec: SweepSpec, existing: list[dict], log) -> dict[float, int]:
+    """Trials per target: trials_per_target, or (random stopping) K drawn once per target and
+    kept in the rows, so a resumed sweep runs the same K."""
+    if spec.tuning is None:
+        return {eps: spec.trials_per_target for eps in spec.epsilons}
+    from dpsweep.sweep.release import draw_trials
+
+    counts = {}
+    for eps in spec.epsilons:
+        stored = [r["tuning_trials"] for r in existing if r["epsilon_target"] == eps and r.get("tuning_trials")]
+        counts[eps] = int(stored[0]) if stored else draw_trials(spec.tuning)
+        log(f"ε={_tag(eps)}: random stopping drew {counts[eps]} trial(s) ({spec.tuning.distribution}, mean "
+            f"{spec.tuning.mean_trials:g}){'; nothing will be released for this target' if not counts[eps] else ''}")
+    return counts
+
+
+def _release_best(spec: SweepSpec, store, dataset: str, sweep_id: str, log) -> None:
+    """Random stopping: mark the best trial of each target released (the only model to ship)."""
+    from dpsweep.sweep.release import mark_released
+
+    rows = stored_rows(store, dataset=dataset, sweep_id=sweep_id)
+    for eps in spec.epsilons:
+        best = mark_released(store, [r for r in rows if r["epsilon_target"] == eps])
+        if best is not None:
+            release = best.get("epsilon_release")
+            log(f"ε={_tag(eps)}: released trial {best['trial_id']}"
+                + (f" (ε of the release, tuning included: {release:.4g})" if release is not None else ""))
 
 
 def _check_capacity(spec: SweepSpec, log) -> None:
@@ -255,8 +287,21 @@ def _previous_points(previous: list[dict], params: tuple[Param, ...]) -> tuple[l
     return points, rewards
 
 
+def _target_base(spec: SweepSpec, plan: SweepPlan, eps: float, wanted: int) -> tuple[dict, dict]:
+    """(base config, extra row columns) of one target's trials."""
+    base = spec.base_for(eps)
+    if spec.tuning is None:
+        return base.to_dict(), {"epsilon_scope": "trial"}
+    extra: dict[str, Any] = {"epsilon_scope": "trial", "tuning_trials": wanted, "released": 0}
+    target = next(t for t in plan.targets if t.epsilon == eps)
+    if target.release is not None:
+        base = base.override(**target.release.trial_overrides())
+        extra.update(epsilon_scope="release", epsilon_release=target.release.epsilon_release)
+    return base.to_dict(), extra
+
+
 def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sweep_id: str, store,
-                previous: list[dict], runs_dir: str, progress, log, prefix_ref=None) -> None:
+                previous: list[dict], runs_dir: str, progress, log, prefix_ref=None, wanted: int = 0) -> None:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
@@ -266,14 +311,14 @@ def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sw
     tag = _tag(eps)
     target = next(t for t in plan.targets if t.epsilon == eps)
     params = target.params  # σ narrowed to the range useful for this budget
-    base = spec.base_for(eps).to_dict()
+    base, row_extra = _target_base(spec, plan, eps, wanted)
     r = spec.resources
     resources = {"workers_per_trial": r.workers_per_trial, "cpus_per_worker": r.cpus_per_worker,
                  "gpus_per_worker": r.gpus_per_worker}
     prefix = f"eps{tag}-{len(previous)}"  # distinct trial ids across resumed runs
     trainable = tune.with_parameters(sweep_trial, base=base, sweep_id=sweep_id, trial_prefix=prefix,
                                      dataset_name=plan.dataset, resources=resources, runs_dir=runs_dir,
-                                     prefix_ref=prefix_ref)
+                                     prefix_ref=prefix_ref, row_extra=row_extra)
     if r.workers_per_trial == 1:
         trainable = tune.with_resources(trainable, {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker})
     else:  # the trial only drives a TorchTrainer; its workers hold the CPUs/GPUs
@@ -287,7 +332,7 @@ def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sw
                                                     trials=spec.trials_per_target),
                               points_to_evaluate=points or None, evaluated_rewards=rewards or None)
     callback = StoreCallback(store=store, sweep_id=sweep_id, trial_prefix=prefix, epsilon=eps, base=base,
-                             dataset=plan.dataset, progress=progress)
+                             dataset=plan.dataset, progress=progress, row_extra=row_extra)
     log(f"ε={tag}: {trials} trials over {', '.join(p.key for p in params) or 'fixed settings'}")
     tuner = tune.Tuner(
         trainable, param_space=tune_space(params),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,7 +37,7 @@ SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "nsgaii")
 _SECTIONS = ("name", "dataset", "model", "privacy", "search", "training", "trials_per_target", "sampler",
              "resources", "store")
 # Keys of the sections that are the sweep's own, not a trial setting
-_SWEEP_KEYS = {"dataset": ("name",), "privacy": ("epsilons",)}
+_SWEEP_KEYS = {"dataset": ("name",), "privacy": ("epsilons", "tuning")}
 
 
 def _section_keys(section: str) -> dict[str, str | None]:
@@ -76,6 +76,29 @@ class Param:
         return float(self.low), float(self.high)
 
 
+TuningMethod = Literal["random-stopping"]
+TUNING_DISTRIBUTIONS = ("logarithmic", "geometric", "poisson")
+TuningTarget = Literal["trial", "release"]
+# Privacy settings every trial of a random-stopping target must share: the release bound is
+# one RDP curve, and it must hold for every setting the search could draw.
+_SHARED_PRIVACY = ("sigma", "batch_size", "max_epochs", "max_steps")
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """`privacy.tuning`: release only the best of a random number of trials (Papernot & Steinke 2022).
+
+    distribution/mean_trials: how the number of trials per target is drawn. target:
+    "trial" calibrates each trial to the ε target and reports the (larger) release ε;
+    "release" calibrates each trial so that the release ε, tuning included, meets it.
+    """
+
+    method: TuningMethod = "random-stopping"
+    distribution: str = "logarithmic"
+    mean_trials: float = 4.0
+    target: TuningTarget = "trial"
+
+
 @dataclass(frozen=True)
 class Resources:
     workers_per_trial: int = 1
@@ -103,6 +126,7 @@ class SweepSpec:
     seed: int = 0
     resources: Resources = field(default_factory=Resources)
     store: str = "results/store"
+    tuning: Tuning | None = None  # None: an ordinary (adaptive) sweep, ε per trial
 
     def params_for(self, epsilon: float) -> tuple[Param, ...]:
         """Searched parameters for one target: the non-private baseline searches rank and lr only."""
@@ -150,10 +174,45 @@ def spec_from_mapping(data: Any, *, source: str) -> SweepSpec:
     if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
         raise err("trials_per_target", f"must be an integer >= 1, got {trials!r}")
     sampler, seed = _sampler(err, data.get("sampler", {}))
+    tuning = _tuning(err, _section(err, data, "privacy").get("tuning"), sampler=sampler, params=params,
+                     trials_given="trials_per_target" in data)
     return SweepSpec(name=name, source=source, base=base, dataset_name=dataset_name, epsilons=epsilons,
                      params=params, trials_per_target=trials, sampler=sampler, seed=seed,
                      resources=_resources(err, data.get("resources", {})),
-                     store=str(data.get("store", "results/store")))
+                     store=str(data.get("store", "results/store")), tuning=tuning)
+
+
+def _tuning(err: _Errors, raw: Any, *, sampler: str, params: tuple[Param, ...], trials_given: bool) -> Tuning | None:
+    """`privacy.tuning`, checked against the theorem's conditions."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise err("privacy.tuning", f"must be a mapping like {{method: random-stopping, distribution: "
+                  f"logarithmic, mean_trials: 4}}, got {raw!r}")
+    _refuse_unknown(err, "privacy.tuning.", raw, [f.name for f in fields(Tuning)])
+    tuning = Tuning(**raw)
+    if tuning.method != "random-stopping":
+        raise err("privacy.tuning.method", f"must be random-stopping, got {tuning.method!r}")
+    if tuning.distribution not in TUNING_DISTRIBUTIONS:
+        raise err("privacy.tuning.distribution", f"must be one of {', '.join(TUNING_DISTRIBUTIONS)}, "
+                  f"got {tuning.distribution!r}")
+    mean = tuning.mean_trials
+    if isinstance(mean, bool) or not isinstance(mean, (int, float)) or not (1 <= mean <= 1000):
+        raise err("privacy.tuning.mean_trials", f"must be a number in [1, 1000], got {mean!r}")
+    if tuning.target not in ("trial", "release"):
+        raise err("privacy.tuning.target", f"must be trial or release, got {tuning.target!r}")
+    if sampler != "random":
+        raise err("sampler.name", f"random-stopping tuning needs sampler: random, got {sampler!r}: an "
+                  "adaptive searcher (TPE) picks later trials from earlier scores on the private data, "
+                  "which Papernot & Steinke's theorem does not cover")
+    if trials_given:
+        raise err("trials_per_target", "is drawn at random in random-stopping tuning (mean_trials sets "
+                  "its mean); remove trials_per_target")
+    shared = [p.key for p in params if p.key in _SHARED_PRIVACY]
+    if shared:
+        raise err(f"search.{shared[0]}", "must be fixed in random-stopping tuning: every trial of a target "
+                  "shares one privacy curve, so the release bound holds for any setting the search draws")
+    return replace(tuning, mean_trials=float(mean))
 
 
 class _Errors:

@@ -30,7 +30,7 @@ def config_for(params: dict[str, Any], base: dict[str, Any]) -> TrialConfig:
 
 def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, trial_prefix: str,
                 dataset_name: str | None, resources: dict[str, Any], runs_dir: str,
-                prefix_ref: dict | None = None) -> None:
+                prefix_ref: dict | None = None, row_extra: dict[str, Any] | None = None) -> None:
     """Tune function trainable (Ray 2.60 function API): train, evaluate, report once."""
     from ray import tune
 
@@ -61,7 +61,7 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
         result = run_trial(config, prefix_states=prefix_ref)
     if dataset_name:
         result.dataset = dataset_name
-    row = result_row(result, sweep_id=sweep_id, trial_id=trial_id, started_at=started_at)
+    row = {**result_row(result, sweep_id=sweep_id, trial_id=trial_id, started_at=started_at), **(row_extra or {})}
     score = result.val.weighted_f1 if result.val is not None else 0.0  # infeasible: nothing learned
     timings = {key: float(getattr(result, key, 0.0) or 0.0) for key in TIMING_KEYS}
     tune.report({METRIC: score, "status": result.status, "row_json": json.dumps(json_safe(row), default=str),

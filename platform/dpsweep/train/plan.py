@@ -68,6 +68,8 @@ def _plan_steps(config: TrialConfig, *, n_train: int) -> StepPlan:
     q = sample_rate_for(n_train=n_train, batch_size=config.batch_size)
     per_epoch = math.ceil(n_train / config.batch_size)
     max_steps = max(1, math.floor(config.max_epochs * per_epoch))
+    if config.max_steps is not None:
+        max_steps = min(max_steps, config.max_steps)
     if not config.private:
         return StepPlan(q, per_epoch, max_steps, 0.0, True)
     if config.sigma is None:
