@@ -55,3 +55,15 @@ def test_floors_all_positive_is_the_prevalence_bound():
     f = floors(labels, np.ones_like(labels, dtype=bool), labels, ("a", "b"))
     # label a: P=5/10 -> F1 2/3; label b: 1/10 -> 2/11; weighted by support 5:1
     assert f["all_positive_weighted_f1"] == pytest.approx((5 * 2 / 3 + 1 * 2 / 11) / 6)
+
+
+def test_per_label_f1_below_ten_positives_is_not_reported():
+    """A label's F1 on a few positives reveals their count: stored and printed rows leave it out."""
+    labels = np.zeros((40, 2), dtype=np.float32)
+    labels[:12, 0] = 1  # 12 positives: reported
+    labels[:3, 1] = 1   # 3 positives: withheld
+    probs = labels * 0.9 + 0.05
+    metrics = evaluate(probs, labels, np.ones_like(labels, dtype=bool), ("common", "rare"))
+    assert metrics.per_label_f1 == {"common": 1.0, "rare": 1.0}  # computed (weighted F1 uses it)
+    assert metrics.reported_per_label_f1() == {"common": 1.0, "rare": None}
+    assert metrics.to_dict()["per_label_f1"]["rare"] is None

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
+# A label's F1 on a handful of positives all but tells how many there are (with 14 validation
+# reports the stored F1 revealed a label's positive count): below this it is never shown.
+MIN_POSITIVES_REPORTED = 10
 
 
 @dataclass(frozen=True)
@@ -24,13 +27,22 @@ class Metrics:
     micro_f1: float
     per_label_f1: dict[str, float]
     auroc_macro: float | None
+    positives: dict[str, int] | None = None  # per label, in the split evaluated
+
+    def reported_per_label_f1(self) -> dict[str, float | None]:
+        """Per-label F1 as stored and printed: None for labels with fewer than
+        MIN_POSITIVES_REPORTED positives (their F1 would reveal the count)."""
+        counts = self.positives or {}
+        return {name: (f1 if counts.get(name, 0) >= MIN_POSITIVES_REPORTED else None)
+                for name, f1 in self.per_label_f1.items()}
 
     def to_dict(self, prefix: str = "") -> dict:
+        """What is printed and stored: per-label F1 only for labels with enough positives."""
         return {
             f"{prefix}weighted_f1": self.weighted_f1,
             f"{prefix}macro_f1": self.macro_f1,
             f"{prefix}micro_f1": self.micro_f1,
-            f"{prefix}per_label_f1": self.per_label_f1,
+            f"{prefix}per_label_f1": self.reported_per_label_f1(),
             f"{prefix}auroc_macro": self.auroc_macro,
         }
 
@@ -66,6 +78,7 @@ def evaluate(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, label_name
         micro_f1=micro,
         per_label_f1={name: float(v) for name, v in zip(label_names, f1, strict=True)},
         auroc_macro=auroc_macro(probs, labels, mask),
+        positives={name: int(n) for name, n in zip(label_names, support, strict=True)},
     )
 
 

@@ -130,7 +130,7 @@ def result_row(result: TrialResult, *, sweep_id: str, trial_id: str | None = Non
     if result.val is not None:
         row.update(weighted_f1=result.val.weighted_f1, macro_f1=result.val.macro_f1,
                    micro_f1=result.val.micro_f1, auroc_macro=result.val.auroc_macro,
-                   per_label_f1=json.dumps(json_safe(result.val.per_label_f1)))
+                   per_label_f1=json.dumps(json_safe(result.val.reported_per_label_f1())))
     if result.val_tuned is not None:
         row.update(weighted_f1_tuned=result.val_tuned.weighted_f1, macro_f1_tuned=result.val_tuned.macro_f1)
     if result.test is not None:
