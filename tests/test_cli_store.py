@@ -18,7 +18,8 @@ def stored(tmp_path_factory, tiny_model_dir, synth_mimic):
     store = tmp_path_factory.mktemp("store") / "store"
     common = ["train", "--dataset-format", "mimic-cxr", "--data-path", str(synth_mimic),
               "--model", str(tiny_model_dir), "--max-length", "32", "--max-epochs", "0.5", "--rank", "2",
-              "--accountant", "rdp", "--store", str(store), "--json", "--lr", "0.01"]
+              "--accountant", "rdp", "--store", str(store), "--json", "--lr", "0.01",
+              "--noise", "reproducible"]  # so a re-run can be compared bit for bit (not private)
     outs = []
     for eps in ("6", "12", "inf"):
         proc = run_cli(*common, "--epsilon", eps, "--sigma", "1.5")
@@ -41,7 +42,8 @@ def test_each_trial_is_one_row_with_its_ledger(stored):
 
 def test_pareto_json_lists_the_front(stored):
     store, _ = stored
-    proc = run_cli("pareto", "--store", str(store), "--dataset", "mimic-cxr", "--format", "json")
+    proc = run_cli("pareto", "--store", str(store), "--dataset", "mimic-cxr", "--format", "json",
+                   "--include-reproducible")
     assert proc.returncode == 0, proc.stderr
     front = json.loads(proc.stdout)
     assert front and all({"trial_id", "epsilon", "weighted_f1"} <= set(r) for r in front)
@@ -51,7 +53,7 @@ def test_exported_best_config_reruns_to_the_same_f1(stored, tmp_path):
     store, _ = stored
     exported = tmp_path / "best.yaml"
     proc = run_cli("best", "--store", str(store), "--dataset", "mimic-cxr", "--max-epsilon", "20",
-                   "--format", "json", "--export", str(exported))
+                   "--format", "json", "--export", str(exported), "--include-reproducible")
     assert proc.returncode == 0, proc.stderr
     best = json.loads(proc.stdout)
     rerun = run_cli("train", "--config", str(exported), "--json")
