@@ -30,6 +30,10 @@ def _add_train(sub) -> None:
     from dpsweep.settings import add_setting_flags
 
     add_setting_flags(p)
+    p.add_argument("--output-dir", metavar="DIR", help="save the trained model there (peft adapters, head, "
+                   "tokenizer, thresholds, model card); read it with `dpsweep predict --model DIR`")
+    p.add_argument("--force", action="store_true", help="with --output-dir: replace a model saved there before")
+    p.add_argument("--device", default="auto", help="auto (the visible GPU, else CPU), cpu, cuda or cuda:N")
     p.add_argument("--store", help="results store to append this trial to (directory or URI)")
     p.add_argument("--sweep-id", default="manual", help="sweep id recorded with the trial in the store")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results")
@@ -44,7 +48,18 @@ def _cmd_train(args) -> int:
     config = config.override(source="command line", **{key: getattr(args, key, None) for key in SETTINGS})
     if not config.data_path:
         raise UserInputError("no data set given; pass --data-path DIR (and --dataset-format) or a --config file")
-    result = run_trial(config)
+    if args.output_dir and "://" not in args.output_dir:
+        from pathlib import Path
+
+        from dpsweep.export.files import check_folder_target
+        from dpsweep.export.metadata import METADATA_FILE
+
+        check_folder_target(Path(args.output_dir), force=args.force,
+                            is_replaceable=lambda p: (p / METADATA_FILE).is_file())
+    from dpsweep.devices import resolve_device
+
+    device = resolve_device(args.device)
+    result = run_trial(config, device=device, output_dir=args.output_dir, replace_output=args.force)
     if args.store:
         from dpsweep.train.record import store_trial
 
@@ -144,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dpsweep.sweep.commands import add_sweep_command
 
     add_sweep_command(sub)
+    from dpsweep.export.commands import add_predict_command
+
+    add_predict_command(sub)
     from dpsweep.bench.commands import add_bench_command
 
     add_bench_command(sub)

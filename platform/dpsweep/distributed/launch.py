@@ -53,7 +53,7 @@ class WorkersRun:
 def run_trial_on_workers(
     config: TrialConfig, *, num_workers: int, use_gpu: bool = False, cpus_per_worker: float = 1,
     gpus_per_worker: float = 0, storage_path: str, name: str, max_failures: int = 1,
-    checkpoint_every_steps: int | None = None, log: Log = log_stderr,
+    checkpoint_every_steps: int | None = None, log: Log = log_stderr, output_dir: str | None = None,
 ) -> TrialResult:
     """The same trial as `run_trial`, trained with Opacus distributed DP on Ray Train workers.
 
@@ -65,14 +65,15 @@ def run_trial_on_workers(
     """
     return run_on_workers(config, num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker,
                           gpus_per_worker=gpus_per_worker, storage_path=storage_path, name=name,
-                          max_failures=max_failures, checkpoint_every_steps=checkpoint_every_steps, log=log).trial
+                          max_failures=max_failures, checkpoint_every_steps=checkpoint_every_steps, log=log,
+                          output_dir=output_dir).trial
 
 
 def run_on_workers(
     config: TrialConfig, *, num_workers: int, use_gpu: bool = False, cpus_per_worker: float = 1,
     gpus_per_worker: float = 0, storage_path: str, name: str, max_failures: int = 1,
     checkpoint_every_steps: int | None = None, log: Log = log_stderr,
-    callbacks: Sequence[Any] = (), step_hook: StepHookOnRank | None = None,
+    callbacks: Sequence[Any] = (), step_hook: StepHookOnRank | None = None, output_dir: str | None = None,
 ) -> WorkersRun:
     """`run_trial_on_workers`, also returning how each rank ended.
 
@@ -93,7 +94,7 @@ def run_on_workers(
     log(f"{plan_summary(config, corpus, plan)}; {num_workers} workers")
     storage = _storage_uri(storage_path)
     _check_resumable(storage, name, config)
-    job = WorkerJob(config=config, plan=plan, step_hook=step_hook, use_gpu=use_gpu,
+    job = WorkerJob(config=config, plan=plan, step_hook=step_hook, use_gpu=use_gpu, output_dir=output_dir,
                     checkpoint_every_steps=checkpoint_every_steps or _default_checkpoint_every(plan),
                     threads_per_worker=max(1, math.floor(cpus_per_worker)))
     trainer = _torch_trainer(job, num_workers=num_workers, cpus_per_worker=cpus_per_worker,

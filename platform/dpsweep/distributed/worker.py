@@ -47,6 +47,7 @@ class WorkerJob:
     use_gpu: bool = False
     threads_per_worker: int = 1
     step_hook: StepHookOnRank | None = None  # tests inject worker failures here
+    output_dir: str | None = None  # rank 0 saves the trained model there
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:
@@ -63,7 +64,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     if saved is not None and saved.outcome is not None:  # finished before a restart: same outcome
         _report_outcome(saved.outcome, rank.world)
         return
-    result = run_trial(job.config, plan=job.plan, ranks=rank)
+    result = run_trial(job.config, plan=job.plan, ranks=rank, output_dir=job.output_dir, replace_output=True)
     if result is not None:
         _report_outcome(Outcome(trial=result, ranks=rank.summaries, first_started_at=rank.clock.first_started_at),
                         rank.world)

@@ -10,24 +10,15 @@ Names are imported lazily, so `dpsweep.export.commands` (the CLI) loads without 
 
 from __future__ import annotations
 
-import importlib
+from dpsweep import _lazy
 
-_NAMES = {
-    "LoadedModel": "artifact",
-    "load_model": "artifact",
-    "predict_probabilities": "artifact",
-    "read_metadata": "artifact",
-    "save_model": "artifact",
-    "save_trial_model": "artifact",
-    "ModelCard": "card",
-    "predict_to_file": "predict",
-    "add_predict_command": "commands",
+_EXPORTS = {
+    "artifact": ("LoadedModel", "load_model", "predict_probabilities", "save_model", "save_trial_model",
+                 "save_trial_model_to"),
+    "metadata": ("copy_model", "read_metadata"),
+    "card": ("ModelCard",),
+    "predict": ("predict_to_file",),
+    "commands": ("add_predict_command",),
 }
-
-__all__ = sorted(_NAMES)
-
-
-def __getattr__(name: str):
-    if name not in _NAMES:
-        raise AttributeError(f"module 'dpsweep.export' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"dpsweep.export.{_NAMES[name]}"), name)
+__getattr__, __dir__ = _lazy.lazy_exports(__name__, _EXPORTS)
+__all__ = _lazy.export_names(_EXPORTS)

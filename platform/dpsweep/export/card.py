@@ -64,7 +64,9 @@ class ModelCard:
         """The card of a completed `dpsweep.train.TrialResult` (git commit of this checkout)."""
         from dpsweep.train.record import git_commit
 
+        unit = "one patient (all their reports)" if result.ledger.privacy_unit == "patient" else "one report"
         fields = dict(ledger=result.ledger.to_dict(), dataset=result.dataset, n_train=result.n_train,
+                      privacy_unit=unit, coverage=_coverage(result.ledger),
                       n_val=result.n_val, n_test=result.n_test,
                       val_metrics=_metrics_dict(result.val, result.val_tuned),
                       test_metrics=_metrics_dict(result.test, result.test_tuned) if result.test else None,
@@ -74,6 +76,15 @@ class ModelCard:
     @property
     def private(self) -> bool:
         return str(self.ledger.get("accountant", "none")) != "none"
+
+
+def _coverage(ledger) -> str:
+    """What the card's ε covers (the ledger's own sentence), with where the data outside it went."""
+    if not ledger.private:
+        return "No differential privacy: the training reports are not protected."
+    return (f"ε {ledger.covers()}. The ε of one patient is `epsilon_patient` in the table above. "
+            "If this model was chosen among several trials, the tuning spent more: see the sweep's "
+            "`epsilon_release` (random-stopping sweeps) or its composed ε.")
 
 
 def _metrics_dict(plain, tuned) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def add_predict_command(subparsers) -> None:
     p.add_argument("--threshold", default="tuned",
                    help="'tuned' (per-label thresholds tuned on validation, default) or a number such as 0.5")
     p.add_argument("--batch-size", type=int, default=64, help="reports per forward pass (default 64)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", default="auto", help="auto (the visible GPU, else CPU), cpu, cuda or cuda:N")
     p.add_argument("--base-model", help="base model folder, if it moved since training (weights must match)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -39,12 +39,13 @@ def add_predict_command(subparsers) -> None:
 
 
 def _cmd_predict(args) -> int:
+    from dpsweep.devices import resolve_device
     from dpsweep.export.predict import predict_to_file
 
     summary = predict_to_file(model_dir=args.model, out=args.out, input_csv=args.input,
                               text_column=args.text_column, dataset_format=args.dataset_format,
                               data_path=args.data_path, split=args.split, threshold=args.threshold,
-                              batch_size=args.batch_size, force=args.force, device=args.device,
+                              batch_size=args.batch_size, force=args.force, device=resolve_device(args.device),
                               base_model=args.base_model)
     if args.json:
         print(json.dumps(_json_safe(summary), allow_nan=False))

@@ -98,6 +98,9 @@ def add_results_commands(subparsers: argparse._SubParsersAction) -> None:
                       help="table (default: one 'column value' line each) or json (one object)")
     best.add_argument("--composed", action="store_true",
                       help="also compute the tight composed ε of every DP trial of the dataset (PLD; seconds)")
+    best.add_argument("--export-model", metavar="DIR",
+                      help="copy the trial's saved model (no retraining, no second spend of ε) to DIR")
+    best.add_argument("--force", action="store_true", help="replace an existing --export file or model folder")
     best.add_argument("--export", metavar="FILE.yaml",
                       help="write the trial's config as YAML, ready for `dpsweep train --config`")
     best.set_defaults(func=run_best)
@@ -218,12 +221,34 @@ def run_best(args: argparse.Namespace) -> int:
         width = max(len(k) for k in row)
         _emit("\n".join(f"{k.ljust(width)}  {_text(v)}" for k, v in row.items() if k != "config_json"))
     _say_coverage(table, args, to_stdout=args.format == "table")
+    if args.export_model:
+        code = _export_model(row, args.export_model, force=args.force)
+        if code != EXIT_OK:
+            return code
     if args.export:
+        if os.path.exists(args.export) and not args.force:
+            return _fail(EXIT_BAD_INPUT, f"{args.export} exists; pass a new file name, or --force to replace it")
         try:
             path = export_config(row, args.export)
         except (OSError, UserInputError) as exc:
             return _fail(EXIT_BAD_INPUT, f"cannot export config to {args.export!r}: {exc}")
         print(f"config written to {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _export_model(row: dict[str, Any], target: str, *, force: bool) -> int:
+    """Copy the chosen trial's saved model; a trial trained before models were kept has none."""
+    from dpsweep.export.metadata import copy_model
+
+    uri = row.get("model_uri")
+    if not uri:
+        return _fail(EXIT_NOTHING_FOUND, f"trial {row['trial_id']} kept no model (trained without --output-dir, "
+                     "or before sweeps kept models); `dpsweep best --export` gives its config to retrain")
+    try:
+        path = copy_model(uri, target, force=force)
+    except (OSError, UserInputError) as exc:
+        return _fail(EXIT_BAD_INPUT, f"cannot export the model to {target!r}: {exc}")
+    print(f"model of trial {row['trial_id']} copied to {path} (from {uri})", file=sys.stderr)
     return EXIT_OK
 
 

@@ -100,6 +100,8 @@ _COLUMNS: list[tuple[str, pa.DataType, bool, str]] = [
     ("dpsweep_version", _S, False, "dpsweep version that wrote the row."),
     ("git_commit", _S, True, "Git commit of the code, when known."),
     ("error", _S, True, "Short error message (type and reason) of a failed trial; never data text."),
+    ("model_uri", _S, True, "Where the trial's trained model was saved (a folder or s3:// / gs:// URI): "
+     "load it with `dpsweep predict --model`, copy it with `dpsweep best --export-model`."),
     ("config_json", _S, False, "Full resolved trial config as a JSON object; "
      "`dpsweep best --export FILE.yaml` turns it back into a `dpsweep train --config` file."),
 ]

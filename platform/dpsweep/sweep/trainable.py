@@ -44,21 +44,25 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
     config = config_for(params, base)
     trial_id = f"{trial_prefix}-{tune.get_context().get_trial_id()}"
     workers = int(resources["workers_per_trial"])
+    model_dir = f"{runs_dir}/models/{trial_id}"  # every completed trial's model is kept
     if workers > 1:
         from dpsweep.distributed import run_trial_on_workers
 
         result = run_trial_on_workers(
             config, num_workers=workers, use_gpu=resources["gpus_per_worker"] > 0,
             cpus_per_worker=resources["cpus_per_worker"], gpus_per_worker=resources["gpus_per_worker"],
-            storage_path=f"{runs_dir}/train", name=trial_id)
+            storage_path=f"{runs_dir}/train", name=trial_id, output_dir=model_dir)
     else:
         import torch
 
         from dpsweep.train.loop import run_trial
 
         torch.set_num_threads(max(1, int(resources["cpus_per_worker"])))  # one thread per CPU Ray gave us
+        # The GPU (or share of one) Ray assigned this trial is the one torch sees as cuda:0
+        device = "cuda:0" if resources["gpus_per_worker"] > 0 else "cpu"
         # tune.with_parameters hands object-store refs over already resolved
-        result = run_trial(config, prefix_states=prefix_ref)
+        result = run_trial(config, prefix_states=prefix_ref, device=device, output_dir=model_dir,
+                           replace_output=True)  # a trial id is new; a retried trial rewrites its own
     if dataset_name:
         result.dataset = dataset_name
     row = {**result_row(result, sweep_id=sweep_id, trial_id=trial_id, started_at=started_at), **(row_extra or {})}

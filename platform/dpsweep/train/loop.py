@@ -81,7 +81,8 @@ def load_trial_corpus(config: TrialConfig) -> Corpus:
 
 def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, plan: StepPlan | None = None,
               log: Log = log_stderr, prefix_states: dict | None = None, device: str = "cpu",
-              ranks: Ranks | None = None) -> TrialResult | None:
+              ranks: Ranks | None = None, output_dir: str | None = None,
+              replace_output: bool = False) -> TrialResult | None:
     """Run one trial end to end and return its result (raises UserInputError on bad input).
 
     One pipeline for every path (nanoGPT's `ddp` / `master_process`): without `ranks` it
@@ -89,7 +90,9 @@ def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, plan: StepPl
     the ranks' sampling in step and checkpoints, and only rank 0 evaluates and returns a
     result (other ranks return None). `plan`: the calibration made by the caller (ranks
     never re-plan). `prefix_states`: frozen-layer outputs computed once for a whole sweep
-    (see `compute_prefix_states`); reports they lack are computed here.
+    (see `compute_prefix_states`); reports they lack are computed here. `output_dir`: save
+    the trained model there (a folder or an s3:// / gs:// URI; see dpsweep.export) and
+    record it as `result.model_uri` (`replace_output`: replace a model saved there before).
     """
     started = time.perf_counter()
     world = ranks.world if ranks is not None else World(device=device)
@@ -128,6 +131,12 @@ def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, plan: StepPl
     result.wall_seconds = time.perf_counter() - started
     result.load_seconds, result.cache_seconds = t_cache - started, t0 - t_cache
     result.eval_seconds = time.perf_counter() - t_eval
+    if output_dir is not None:
+        from dpsweep.export.artifact import save_trial_model_to
+
+        result.model_uri = save_trial_model_to(output_dir, model=trainer.module.to("cpu"), tokenizer=tokenizer,
+                                               result=result, force=replace_output)
+        log(f"model saved to {result.model_uri}")
     log(done_summary(result))
     return result
 

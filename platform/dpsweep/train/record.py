@@ -53,6 +53,7 @@ class TrialResult:
     load_seconds: float = 0.0   # corpus, model and tokenisation, before training
     cache_seconds: float = 0.0  # frozen-layer cache (see dpsweep.model.prefix)
     eval_seconds: float = 0.0   # validation and test evaluation
+    model_uri: str | None = None  # where the trained model was saved (dpsweep.export), if it was
 
     @classmethod
     def failed(cls, config: TrialConfig, *, dataset: str, error: str) -> TrialResult:
@@ -125,7 +126,7 @@ def result_row(result: TrialResult, *, sweep_id: str, trial_id: str | None = Non
         "train_seconds": result.train_seconds, "wall_seconds": result.wall_seconds,
         "started_at": started_at or datetime.now(timezone.utc),
         "dpsweep_version": __version__, "git_commit": git_commit(), "error": result.reason or None,
-        "config_json": c.to_json(),
+        "config_json": c.to_json(), "model_uri": result.model_uri,
     }
     if result.val is not None:
         row.update(weighted_f1=result.val.weighted_f1, macro_f1=result.val.macro_f1,
