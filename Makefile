@@ -6,14 +6,17 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 TORCH_VERSION ?= 2.13.0
+# Where torch comes from: empty = pip's configured index (PyPI's Linux wheel is the CUDA build);
+# a CPU-only machine can pass TORCH_INDEX=https://download.pytorch.org/whl/cpu (a few hundred MB).
+TORCH_INDEX ?=
 
-.PHONY: demo test test-fast test-slow lint bench venv clean
+.PHONY: demo test test-fast test-slow lint bench gpu-check venv clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build
-	$(PIP) install --quiet torch==$(TORCH_VERSION)
+	$(PIP) install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) install --quiet -e ".[dev,model]"
 	touch $@
 
@@ -44,6 +47,11 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/dpsweep bench calibration
 	$(VENV)/bin/dpsweep bench sweep
 	$(VENV)/bin/dpsweep bench sweep --workers 2 --trials-per-target 1 --epsilons 8 inf
+
+# On a machine with an NVIDIA GPU (and the CUDA build of torch: see README): one quickstart
+# trial trained on the GPU, its model saved and reloaded to predict, and the DP step ratio.
+gpu-check: $(VENV)/.installed
+	$(VENV)/bin/dpsweep bench gpu --out gpu-check.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -15,7 +15,13 @@ def add_bench_command(sub) -> None:
     step.add_argument("--length", type=int, default=128)
     step.add_argument("--rounds", type=int, default=3)
     step.add_argument("--ghost", action="store_true", help="also measure ghost clipping")
+    step.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     step.set_defaults(func=_step)
+    gpu = bsub.add_parser("gpu", help="one quickstart trial on CUDA: train, save, predict, DP step ratio")
+    gpu.add_argument("--data", default="data/synth-mimic", help="corpus folder (written if absent)")
+    gpu.add_argument("--device", default="cuda", help="cuda (default) or cuda:N")
+    gpu.add_argument("--out", help="write the JSON report here")
+    gpu.set_defaults(func=_gpu)
     cal = bsub.add_parser("calibration", help="time of one privacy calibration call")
     cal.add_argument("--calls", type=int, default=15)
     cal.set_defaults(func=_calibration)
@@ -47,7 +53,21 @@ def _step(args) -> int:
     from dpsweep.bench.step import bench_step
 
     modes = ("non_private", "dp_hooks", "dp_hooks_flat") + (("dp_ghost",) if args.ghost else ())
-    _print(bench_step(batch_size=args.batch_size, length=args.length, rounds=args.rounds, modes=modes))
+    from dpsweep.devices import resolve_device
+
+    _print(bench_step(batch_size=args.batch_size, length=args.length, rounds=args.rounds, modes=modes,
+                      device=resolve_device(args.device)))
+    return 0
+
+
+def _gpu(args) -> int:
+    from dpsweep.bench.gpu import gpu_check
+    from dpsweep.console import json_safe
+
+    report = gpu_check(data=Path(args.data), device=args.device)
+    _print(json_safe(report))
+    if args.out:
+        Path(args.out).write_text(json.dumps(json_safe(report), indent=1))
     return 0
 
 
