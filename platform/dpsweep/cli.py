@@ -106,6 +106,11 @@ def _add_data(sub) -> None:
     inspect.add_argument("--uncertain-policy", default="zeros")
     inspect.add_argument("--val-fraction", type=float, default=0.2)
     inspect.add_argument("--seed", type=int, default=0)
+    inspect.add_argument("--text-column", default=None, metavar="NAME",
+                         help="csv format: the column holding the report text (default: detected)")
+    inspect.add_argument("--label-columns", default=None, metavar="NAME[,NAME...]",
+                         help="csv format: the 0/1 label columns, comma-separated, in label order "
+                              "(default: every column that is not the text or an id; others are ignored)")
     inspect.add_argument("--json", action="store_true")
     inspect.set_defaults(func=_cmd_inspect)
 
@@ -124,8 +129,14 @@ def _cmd_synth(args) -> int:
 
 def _cmd_inspect(args) -> int:
     from dpsweep.data import DataOptions, load_corpus, summarize
+    from dpsweep.settings import coerce_setting
 
-    options = DataOptions(uncertain_policy=args.uncertain_policy, val_fraction=args.val_fraction, seed=args.seed)
+    if args.format != "csv" and (args.text_column is not None or args.label_columns is not None):
+        raise UserInputError(f"--text-column and --label-columns name columns of the csv format, but --format "
+                             f"is {args.format!r}; drop them or pass --format csv")
+    labels = coerce_setting("label_columns", args.label_columns, source="--label-columns")
+    options = DataOptions(uncertain_policy=args.uncertain_policy, val_fraction=args.val_fraction, seed=args.seed,
+                          text_column=args.text_column, label_columns=labels)
     summary = summarize(load_corpus(args.format, args.path, options))
     if args.json:
         print(json.dumps(json_safe(summary), indent=1))

@@ -85,6 +85,12 @@ class TrialConfig:
     val_fraction: float = _s(0.2, "share of training rows carved out as validation (formats without one)",
                              section="dataset", low=0, high=0.9, low_open=True, high_open=True)
     max_length: int = _s(128, "max tokens per report", section="dataset", low=8, high=8192)
+    # csv only: name the columns instead of letting the reader guess (columns not named are ignored)
+    text_column: str | None = _s(None, "the CSV column holding the report text (csv format; default: detected)",
+                                 section="dataset", column=False)
+    label_columns: tuple[str, ...] | None = _s(
+        None, "the CSV's 0/1 label columns (csv format; default: every column that is not the text or an id)",
+        section="dataset", column=False)
     # model
     model: str = _s("default", "'default' (embedded MiniLM) or a local model folder", section="model",
                     yaml_key="path", column=False)
@@ -275,9 +281,15 @@ def coerce_setting(name: str, value: Any, *, source: str = "config") -> Any:
             return _to_bool(value)
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{source}: '{name}' must be {_kind_text(kind)}, got {value!r}") from None
-    if name == "lora_targets":
-        return tuple(str(v) for v in value) if isinstance(value, (list, tuple)) else (str(value),)
+    if get_origin(kind) is tuple:
+        return _to_names(value)
     return value
+
+
+def _to_names(value: Any) -> tuple[str, ...]:
+    """A YAML list, a tuple or a comma-separated string ("a,b,c") as a tuple of names."""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return tuple(str(v).strip() for v in items)
 
 
 def _to_int(value: Any) -> int:
@@ -327,6 +339,19 @@ def check_setting(name: str, value: Any) -> None:
         raise ConfigError(f"{name} must be true or false, got {value!r}")
     elif kind is str and not isinstance(value, str):
         raise ConfigError(f"{name} must be a string, got {value!r}")
+    elif get_origin(kind) is tuple:
+        _check_names(name, value)
+
+
+def _check_names(name: str, value: Any) -> None:
+    fix = f"pass --{flag_name(name)} a,b,c (or a YAML list), each name once"
+    if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{name} must be a tuple of names, got {value!r}; {fix}")
+    if not value or not all(v.strip() for v in value):
+        raise ConfigError(f"{name} must hold non-empty names, got {value!r}; {fix}, or leave it unset")
+    twice = sorted({v for v in value if value.count(v) > 1})
+    if twice:
+        raise ConfigError(f"{name} names {', '.join(map(repr, twice))} more than once; {fix}")
 
 
 def _check_number(name: str, s: Setting, kind: Any, value: Any) -> None:
@@ -351,6 +376,7 @@ def _check_cross_field(c: TrialConfig) -> None:
     if c.dataset_format not in FORMATS:
         raise ConfigError(f"dataset_format must be one of {', '.join(FORMATS)}, got {c.dataset_format!r}; "
                           "pass --dataset-format mimic-cxr, ct-rate or csv")
+    _check_csv_columns(c)
     if c.privacy_unit == "patient" and c.grad_sample_mode == "ghost":
         raise ConfigError("privacy_unit = 'patient' sums each patient's per-report gradients, which ghost "
                           "clipping never forms; pass --grad-sample-mode hooks with --privacy-unit patient")
@@ -358,6 +384,20 @@ def _check_cross_field(c: TrialConfig) -> None:
         raise ConfigError(f"clipping = {c.clipping!r} does not work with grad_sample_mode 'ghost' (ghost "
                           "clipping bounds the whole gradient at once); pass --clipping flat with "
                           "--grad-sample-mode ghost")
+
+
+def _check_csv_columns(c: TrialConfig) -> None:
+    """text_column / label_columns name CSV columns: csv format only, a text that is not a label."""
+    named = [n for n in ("text_column", "label_columns") if getattr(c, n) is not None]
+    if named and c.dataset_format != "csv":
+        raise ConfigError(f"{named[0]} names a column of the csv format, but dataset_format is "
+                          f"{c.dataset_format!r}; drop --{flag_name(named[0])} or pass --dataset-format csv")
+    if c.text_column is not None and not c.text_column.strip():
+        raise ConfigError(f"text_column must be a column name, got {c.text_column!r}; pass --text-column "
+                          "NAME or leave it unset to detect the text column")
+    if c.text_column is not None and c.label_columns and c.text_column.strip() in c.label_columns:
+        raise ConfigError(f"text_column {c.text_column!r} is also one of label_columns; name the text "
+                          "column once, in --text-column only")
 
 
 def flag_name(name: str) -> str:
@@ -423,6 +463,8 @@ def add_setting_flags(parser: Any) -> None:
         if default(name) not in (None, ""):
             text += f"; default {default(name)}"
         metavar = "{" + ",".join(options) + "}" if options else ("N" if kind in (int, float) else None)
+        if get_origin(kind) is tuple:
+            metavar = "NAME[,NAME...]"  # comma-separated, coerced by coerce_setting
         parser.add_argument(f"--{flag_name(name)}", dest=name, default=None, help=text, metavar=metavar)
 
 

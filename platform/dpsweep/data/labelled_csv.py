@@ -2,10 +2,12 @@
 
 `train.csv` is required; `val.csv` and `test.csv` are optional (without a validation
 file, validation rows are carved from train.csv, by the id column's groups when there
-is one). Columns are detected, not configured: id-like columns (AccessionNo, id,
-patient_id, ...) are ids; the text column is `report_text`, `text` or `report`, else the
-single non-numeric column; every other column is a label and must hold 0, 1 or blank
-(blank = unknown, masked out of loss and metrics).
+is one). Columns are named by the options, else detected: id-like columns (AccessionNo,
+id, patient_id, ...) are ids; the text column is `DataOptions.text_column`, else
+`report_text`, `text` or `report`, else the single non-numeric column; the labels are
+`DataOptions.label_columns` in that order (every other column is then ignored), else every
+column that is not the text or an id. Label cells hold 0, 1 or blank (blank = unknown,
+masked out of loss and metrics).
 """
 
 from __future__ import annotations
@@ -53,9 +55,14 @@ OTHER_ID_NAMES = (
 _ID_SUFFIX = re.compile(r"([_\s-]id$)|([a-z]I[dD]$)")
 _NUMERIC = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 _LABEL_RULE = (
-    "label columns must hold 0, 1 or blank; fix the value, or rename the column to "
-    "end in _id if it is not a label"
+    "label columns must hold 0, 1 or blank; fix the value, or name only the label columns "
+    "with --label-columns (label_columns), or rename the column to end in _id if it is an id"
 )
+_NAMED_LABEL_RULE = (
+    "the columns named by label_columns must hold 0, 1 or blank; fix the value, or leave "
+    "the column out of --label-columns"
+)
+_SHOWN_COLUMNS = 30  # column names listed in a missing-column error, at most
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +84,9 @@ def read_labelled_csv(root: Path, options: DataOptions) -> Corpus:
     if not train_path.is_file():
         raise DataError(f"{FORMAT}: folder {root} has no train.csv; pass {LAYOUT}")
     train_table = read_table(train_path, fmt=FORMAT)
-    schema = detect_schema(train_table)
+    schema = detect_schema(
+        train_table, text_column=options.text_column, label_columns=options.label_columns
+    )
     skipped: Counter[str] = Counter()
     train = _read_split(train_table, schema, options, skipped)
     val_path = _val_path(root)
@@ -124,7 +133,7 @@ def _val_path(root: Path) -> Path | None:
 def _read_other(path: Path, schema: Schema, options: DataOptions, skipped: Counter[str]) -> Split:
     """Read val.csv / test.csv, whose label columns must match train.csv's."""
     table = read_table(path, fmt=FORMAT)
-    own = detect_schema(table)
+    own = detect_schema(table, text_column=options.text_column, label_columns=options.label_columns)
     for name in schema.labels:
         if name not in own.labels:
             reason = "lacks" if name not in table.header else "has a non-label column"
@@ -145,6 +154,7 @@ def _read_split(table: Table, schema: Schema, options: DataOptions, skipped: Cou
     i_text = table.index(schema.text)
     i_group = table.index(schema.group) if schema.group else None
     columns = [(name, table.index(name)) for name in schema.labels]
+    rule = _LABEL_RULE if options.label_columns is None else _NAMED_LABEL_RULE
     texts: list[str] = []
     raws: list[list[float]] = []
     groups: list[str] = []
@@ -158,7 +168,7 @@ def _read_split(table: Table, schema: Schema, options: DataOptions, skipped: Cou
                 row[j],
                 allowed=(POSITIVE, NEGATIVE),
                 blank=UNKNOWN,
-                rule=_LABEL_RULE,
+                rule=rule,
             )
             for name, j in columns
         ]
@@ -179,22 +189,50 @@ def _read_split(table: Table, schema: Schema, options: DataOptions, skipped: Cou
     )
 
 
-def detect_schema(table: Table) -> Schema:
-    """Find the text, group id and label columns of a labelled CSV (see module docstring)."""
+def detect_schema(
+    table: Table,
+    *,
+    text_column: str | None = None,
+    label_columns: tuple[str, ...] | None = None,
+) -> Schema:
+    """Find the text, group id and label columns of a labelled CSV (see module docstring).
+
+    text_column / label_columns, when given, must be columns of the file; with
+    label_columns, exactly those are the labels (in that order) and other columns are
+    ignored.
+    """
     if not table.rows:
         raise DataError(f"{table.where} has a header but no data rows; add data rows")
-    ids = [name for name in table.header if is_id_column(name)]
-    others = [name for name in table.header if name not in ids]
-    text = _text_column(table, others)
-    labels = tuple(name for name in others if name != text)
+    named = tuple(label_columns or ())
+    if text_column is not None:
+        _require_column(table, text_column, setting="text_column")
+    for name in named:
+        _require_column(table, name, setting="label_columns")
+    ids = [n for n in table.header if is_id_column(n) and n != text_column and n not in named]
+    others = [name for name in table.header if name not in ids and name not in named]
+    text = text_column if text_column is not None else _text_column(table, others)
+    labels = named or tuple(name for name in others if name != text)
     if not labels:
         raise DataError(
             f"{table.where} has no label columns besides text column "
-            f"{text!r}; add one 0/1 column per label"
+            f"{text!r}; add one 0/1 column per label, or name them with --label-columns"
         )
     patient_ids = [name for name in ids if _normal(name) in PATIENT_ID_NAMES]
     group = (patient_ids or ids or [None])[0]
     return Schema(text=text, group=group, labels=labels)
+
+
+def _require_column(table: Table, name: str, *, setting: str) -> None:
+    """DataError naming the file, the column asked for and the file's columns (names only)."""
+    if name in table.header:
+        return
+    shown = ", ".join(repr(n) for n in table.header[:_SHOWN_COLUMNS])
+    more = len(table.header) - _SHOWN_COLUMNS
+    shown += f" and {more} more" if more > 0 else ""
+    raise DataError(
+        f"{table.where} has no column {name!r} (named by {setting}); its columns are "
+        f"{shown}; pass --{setting.replace('_', '-')} with one of those"
+    )
 
 
 def _text_column(table: Table, candidates: list[str]) -> str:
@@ -209,7 +247,7 @@ def _text_column(table: Table, candidates: list[str]) -> str:
     raise DataError(
         f"{table.where} has no column named report_text, text or report, "
         f"and {len(textual)} non-numeric column(s) ({found}); rename the report text "
-        "column to report_text"
+        "column to report_text, or name it with --text-column (text_column)"
     )
 
 

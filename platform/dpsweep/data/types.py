@@ -33,12 +33,17 @@ class DataOptions:
     val_fraction: share of training rows carved out as validation, used only when the
         format has no validation split of its own. Carved by patient where known.
     seed: seed of that carving.
+    text_column: csv format only: the column holding the report text (None: detected).
+    label_columns: csv format only: the 0/1 label columns, in label order (None: every
+        column that is not the text or an id). Columns not named are ignored.
     """
 
     sections: Sections = "both"
     uncertain_policy: UncertainPolicy = "zeros"
     val_fraction: float = 0.2
     seed: int = 0
+    text_column: str | None = None
+    label_columns: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.sections not in SECTIONS:
@@ -69,6 +74,42 @@ class DataOptions:
         ):
             raise ConfigError(
                 f"data option seed must be an integer >= 0, but got {self.seed!r}; use e.g. 0"
+            )
+        self._check_columns()
+
+    def _check_columns(self) -> None:
+        """text_column a non-empty name; label_columns non-empty, unique, not the text."""
+        text = self.text_column
+        if text is not None and (not isinstance(text, str) or not text.strip()):
+            raise ConfigError(
+                f"data option text_column must be a column name, but got {text!r}; "
+                "pass a name, or None to detect the text column"
+            )
+        if self.label_columns is None:
+            return
+        labels = self.label_columns
+        if isinstance(labels, list):
+            labels = tuple(labels)
+            object.__setattr__(self, "label_columns", labels)  # frozen: normalise once
+        if (
+            not isinstance(labels, tuple)
+            or not labels
+            or not all(isinstance(n, str) and n.strip() for n in labels)
+        ):
+            raise ConfigError(
+                f"data option label_columns must be a non-empty tuple of column names, but got "
+                f"{labels!r}; pass e.g. ('Edema', 'Pneumonia'), or None to detect them"
+            )
+        twice = sorted({n for n in labels if labels.count(n) > 1})
+        if twice:
+            raise ConfigError(
+                f"data option label_columns names {', '.join(map(repr, twice))} more than "
+                "once; name each label column once"
+            )
+        if text in labels:
+            raise ConfigError(
+                f"data option text_column {text!r} is also one of label_columns; "
+                "name the text column in text_column only"
             )
 
 

@@ -75,7 +75,8 @@ def seed_everything(seed: int) -> None:
 
 def load_trial_corpus(config: TrialConfig) -> Corpus:
     options = DataOptions(sections=config.sections, uncertain_policy=config.uncertain_policy,
-                          val_fraction=config.val_fraction, seed=config.seed)
+                          val_fraction=config.val_fraction, seed=config.seed,
+                          text_column=config.text_column, label_columns=config.label_columns)
     return load_corpus(config.dataset_format, config.data_path, options)
 
 
