@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -228,39 +229,41 @@ def _read_file(fs: pafs.FileSystem, path: str, schema: pa.Schema) -> tuple[pa.Ta
     except (pa.ArrowException, UserInputError) as exc:
         return None, [*notes, f"skipping {path}: foreign schema ({exc})"]
     broken = _broken_rows(table)
-    if broken is not None and pc.any(broken).as_py():
-        count = pc.sum(broken).as_py()
+    if broken is not None and broken.any():
+        count = int(broken.sum())
         notes.append(f"skipping {count} row(s) of {path}: they break the schema's invariants "
                      "(epsilon above its target, a metric outside [0, 1], a non-finite sigma or negative steps)")
-        table = table.filter(pc.invert(broken))
+        table = table.filter(pa.array(~broken))
     return table, notes
 
 
-def _broken_rows(table: pa.Table) -> pa.ChunkedArray | None:
+def _broken_rows(table: pa.Table) -> np.ndarray | None:
     """True where a row breaks an invariant every dpsweep row keeps (checked on read: files
-    may come from anywhere). None when none of the checked columns were read."""
+    may come from anywhere). None when none of the checked columns were read. numpy, not
+    pyarrow compute with Python scalars, which would import pandas into every query."""
     names = set(table.column_names)
+
+    def col(name: str) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in table[name].to_pylist()], dtype=float)
+
     checks = []
-    if {"epsilon", "epsilon_target"} <= names:
-        target = table["epsilon_target"]
-        slack = pc.multiply(target, 1 + 1e-9)
-        checks.append(pc.and_(pc.is_finite(target), pc.greater(table["epsilon"], slack)))
-        checks.append(pc.less(table["epsilon"], 0.0))
-    if {"epsilon_release", "epsilon_target"} <= names:
-        checks.append(pc.greater(table["epsilon_release"], pc.multiply(table["epsilon_target"], 1 + 1e-9)))
-    for name in METRIC_COLUMNS:
-        if name in names:
-            checks.append(pc.or_(pc.less(table[name], 0.0), pc.greater(table[name], 1.0)))
-    if "sigma" in names:
-        checks.append(pc.or_(pc.invert(pc.is_finite(table["sigma"])), pc.less(table["sigma"], 0.0)))
-    if "steps" in names:
-        checks.append(pc.less(table["steps"], 0))
-    if not checks:
-        return None
-    out = pc.fill_null(checks[0], False)
-    for check in checks[1:]:
-        out = pc.or_(out, pc.fill_null(check, False))
-    return out
+    with np.errstate(invalid="ignore"):
+        if {"epsilon", "epsilon_target"} <= names:
+            target, eps = col("epsilon_target"), col("epsilon")
+            checks += [np.isfinite(target) & (eps > target * (1 + 1e-9)), eps < 0]
+        if {"epsilon_release", "epsilon_target", "epsilon_scope"} <= names:
+            scope = np.asarray(table["epsilon_scope"].to_pylist(), dtype=object) == "release"
+            checks.append(scope & (col("epsilon_release") > col("epsilon_target") * (1 + 1e-9)))
+        for name in METRIC_COLUMNS:
+            if name in names:
+                values = col(name)
+                checks.append((values < 0) | (values > 1))
+        if "sigma" in names:
+            sigma = col("sigma")
+            checks.append(np.isinf(sigma) | (sigma < 0))
+        if "steps" in names:
+            checks.append(col("steps") < 0)
+    return np.logical_or.reduce(checks) if checks else None
 
 
 def _subschema(columns: Sequence[str]) -> pa.Schema:
