@@ -34,7 +34,8 @@ REQUIRED_NAMES = {
 
 SETTING_NAMES = {name for name, _, _ in store_columns()}
 PRIVACY_TRUTH_NAMES = {"privacy_unit", "noise", "epsilon_accountant", "epsilon_pld", "epsilon_patient",
-                       "patient_records", "epsilon_scope", "epsilon_release", "released", "tuning_trials"}
+                       "patient_records", "epsilon_scope", "epsilon_release", "released", "tuning_trials",
+                       "model_uri"}
 LEDGER_NAMES = {"epsilon_target", "epsilon", "delta", "sigma", "clip", "sample_rate", "steps", "accountant"}
 
 
