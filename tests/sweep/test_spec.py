@@ -11,7 +11,7 @@ from dpsweep.errors import ConfigError
 from dpsweep.sweep import load_spec, spec_from_mapping
 from tests.sweep.conftest import tiny_space
 
-SHIPPED = ["quickstart", "mimic-cxr", "ct-rate", "ct-clip-text"]
+SHIPPED = ["quickstart", "quickstart-release", "mimic-cxr", "ct-rate", "ct-clip-text"]
 
 
 def _spec(tmp_path, **changes):
@@ -70,3 +70,40 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_spec(bad)
+
+
+def _tuning_space(tmp_path, **changes):
+    space = tiny_space(tmp_path, tmp_path, store=tmp_path / "s")
+    space["privacy"]["tuning"] = {"method": "random-stopping", "distribution": "geometric", "mean_trials": 3}
+    space["search"] = {"rank": {"dist": "choice", "values": [2, 4]}, "lr": 1e-3, "sigma": 1.0,
+                       "batch_size": 64, "max_epochs": 2}
+    space["sampler"] = {"name": "random"}
+    del space["trials_per_target"]
+    for key, value in changes.items():
+        space[key] = value
+    return space
+
+
+def test_random_stopping_spec(tmp_path):
+    spec = spec_from_mapping(_tuning_space(tmp_path), source="s.yaml")
+    assert spec.tuning.distribution == "geometric" and spec.tuning.mean_trials == 3.0
+    assert spec.tuning.target == "trial" and spec.sampler == "random"
+
+
+@pytest.mark.parametrize("changes, field, words", [
+    (dict(sampler={"name": "tpe"}), "sampler.name", "adaptive searcher"),
+    (dict(trials_per_target=4), "trials_per_target", "drawn at random"),
+    (dict(search={"sigma": {"dist": "uniform", "low": 0.5, "high": 2.0}, "lr": 1e-3}), "search.sigma",
+     "must be fixed"),
+])
+def test_random_stopping_refuses_what_the_theorem_does_not_cover(tmp_path, changes, field, words):
+    with pytest.raises(ConfigError) as err:
+        spec_from_mapping(_tuning_space(tmp_path, **changes), source="s.yaml")
+    assert str(err.value).startswith(f"s.yaml: {field}") and words in str(err.value)
+
+
+def test_random_stopping_bad_distribution(tmp_path):
+    space = _tuning_space(tmp_path)
+    space["privacy"]["tuning"]["distribution"] = "uniform"
+    with pytest.raises(ConfigError, match="privacy.tuning.distribution"):
+        spec_from_mapping(space, source="s.yaml")
