@@ -48,3 +48,11 @@ def test_plain_snippet_matches_predict_probabilities(pooling, tiny_model_dir, sy
     assert namespace["probs"].shape == expected.shape
     assert np.abs(namespace["probs"] - expected).max() <= 1e-5
     assert np.array_equal(namespace["predicted"], namespace["probs"] >= loaded.thresholds)
+
+
+def test_readme_shows_the_same_tested_snippet():
+    """README's ten lines are the block this file runs (one copy to keep right)."""
+    readme = (DOC.parents[1] / "README.md").read_text(encoding="utf-8")
+    doc = DOC.read_text(encoding="utf-8")
+    block = doc[doc.index("```python"): doc.index("```", doc.index("```python") + 9) + 3]
+    assert block in readme

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dpsweep.console import json_safe
 from dpsweep.errors import ConfigError, ModelError
 from dpsweep.export.card import ModelCard, render_card
 from dpsweep.export.files import check_folder_target, staged_folder
@@ -105,7 +105,7 @@ def save_model(folder: str | Path, *, model: PooledClassifier, tokenizer, base_m
         _write_adapters(staging, model.backbone, base_ref=base.get("hub_id", base["reference"]))
         _write_head(staging, model.head)
         tokenizer.save_pretrained(str(staging))
-        (staging / METADATA_FILE).write_text(json.dumps(_json_safe(metadata), indent=1, allow_nan=False) + "\n",
+        (staging / METADATA_FILE).write_text(json.dumps(json_safe(metadata), indent=1, allow_nan=False) + "\n",
                                              encoding="utf-8")
         (staging / "README.md").write_text(readme, encoding="utf-8")
     return target
@@ -210,16 +210,6 @@ def _write_head(folder: Path, head: nn.Linear) -> None:
     save_file({"weight": head.weight.detach().cpu().clone().contiguous(),
                "bias": head.bias.detach().cpu().clone().contiguous()}, str(folder / HEAD_FILE))
 
-
-def _json_safe(value):
-    """inf/nan as strings, so the JSON is strict (a non-private ledger has ε = inf)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 # ---- load -------------------------------------------------------------------------------

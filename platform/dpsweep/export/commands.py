@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
+
+from dpsweep.console import json_safe
 
 _EXAMPLE = ("example: dpsweep predict --model models/mimic-eps8 --input reports.csv --out predictions.csv\n"
             "         dpsweep predict --model models/mimic-eps8 --dataset-format mimic-cxr "
@@ -48,7 +49,7 @@ def _cmd_predict(args) -> int:
                               batch_size=args.batch_size, force=args.force, device=resolve_device(args.device),
                               base_model=args.base_model)
     if args.json:
-        print(json.dumps(_json_safe(summary), allow_nan=False))
+        print(json.dumps(json_safe(summary), allow_nan=False))
     else:
         print_summary(summary)
     return 0
@@ -63,11 +64,3 @@ def print_summary(s: dict) -> None:
     print(f"macro F1       {s['macro_f1']:.4f} (per-label thresholds: {s['macro_f1_tuned']:.4f})")
     auroc = s["auroc_macro"]
     print(f"micro F1       {s['micro_f1']:.4f}   macro AUROC {'n/a' if auroc is None else format(auroc, '.4f')}")
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
