@@ -59,6 +59,16 @@ def test_bad_input_exits_2_with_one_line(good, flag, value, named):
     assert named in lines[0] and "Traceback" not in proc.stderr
 
 
+def test_store_is_checked_before_any_data_is_read(tmp_path):
+    """A store path that is a file: exit 2 naming it, before the (missing) data is looked at."""
+    (tmp_path / "store").write_text("")
+    proc = run_cli("train", "--dataset-format", "mimic-cxr", "--data-path", str(tmp_path / "no-data"),
+                   "--store", str(tmp_path / "store"), "--epsilon", "8")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "is a file" in proc.stderr
+    assert "no-data" not in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_missing_label_columns_exit_2(tmp_path, good):
     folder = tmp_path / "csvdata"
     folder.mkdir()

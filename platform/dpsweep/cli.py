@@ -1,8 +1,16 @@
 """The `dpsweep` command: a thin layer over the library.
 
-Exit codes: 0 success; 1 an unexpected failure (a bug: traceback printed); 2 bad input
-(one line on stderr naming the problem and the fix); 3 the trial is infeasible under its
-privacy budget (nothing was trained).
+Exit codes, the same for every command:
+
+- 0 ok;
+- 1 internal error: a bug in dpsweep (one line saying so and where to report it; the
+  traceback too with DPSWEEP_DEBUG=1);
+- 2 bad input, or a store that cannot take the results (one line naming the problem and
+  the fix);
+- 3 infeasible: the trial cannot meet its privacy budget (nothing was trained);
+- 4 every trial of a sweep failed;
+- 5 nothing matched the query (`pareto`, `best`, `report`);
+- 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,7 +26,8 @@ from dpsweep import __version__
 from dpsweep.console import json_safe, quiet_libraries
 from dpsweep.errors import UserInputError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INFEASIBLE = 0, 1, 2, 3
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INFEASIBLE = 0, 1, 2, 3
+EXIT_ALL_FAILED, EXIT_NOTHING_FOUND, EXIT_INTERRUPTED = 4, 5, 130
 
 
 # ---- train ------------------------------------------------------------------------------
@@ -36,18 +46,26 @@ def _add_train(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (the visible GPU, else CPU), cpu, cuda or cuda:N")
     p.add_argument("--store", help="results store to append this trial to (directory or URI)")
     p.add_argument("--sweep-id", default="manual", help="sweep id recorded with the trial in the store")
+    p.add_argument("--dataset-name", metavar="NAME",
+                   help="name the data set in the results and the store (default: the reader's: the format, "
+                        "or a csv folder's name); must start with a letter")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args) -> int:
     from dpsweep.settings import SETTINGS, TrialConfig
-    from dpsweep.train import run_trial
 
     config = TrialConfig.from_yaml(args.config) if args.config else TrialConfig()
     config = config.override(source="command line", **{key: getattr(args, key, None) for key in SETTINGS})
     if not config.data_path:
         raise UserInputError("no data set given; pass --data-path DIR (and --dataset-format) or a --config file")
+    if args.store:
+        _check_train_store(args, config)
+    elif args.dataset_name is not None:
+        from dpsweep.preflight import check_dataset_for_store
+
+        check_dataset_for_store(args.dataset_name, source="--dataset-name", fix="pass another --dataset-name")
     if args.output_dir and "://" not in args.output_dir:
         from pathlib import Path
 
@@ -57,20 +75,49 @@ def _cmd_train(args) -> int:
         check_folder_target(Path(args.output_dir), force=args.force,
                             is_replaceable=lambda p: (p / METADATA_FILE).is_file())
     from dpsweep.devices import resolve_device
+    from dpsweep.train import run_trial
 
     device = resolve_device(args.device)
     result = run_trial(config, device=device, output_dir=args.output_dir, replace_output=args.force)
-    if args.store:
-        from dpsweep.train.record import store_trial
-
-        path = store_trial(args.store, result, sweep_id=args.sweep_id)
-        print(f"[dpsweep] trial stored in {path}", file=sys.stderr)
+    if args.dataset_name:
+        result.dataset = args.dataset_name
+    recovered = _store_train_result(args, result) if args.store else None
     summary = result.to_dict()
     if args.json:
         print(json.dumps(json_safe(summary), allow_nan=False))
     else:
         _print_summary(summary)
+    if recovered is not None:
+        print(f"dpsweep: error: {recovered}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return EXIT_OK if result.status == "completed" else EXIT_INFEASIBLE
+
+
+def _check_train_store(args, config) -> None:
+    """Before any data or model is read: the store takes a row, the dataset name and sweep id are valid."""
+    from dpsweep.preflight import check_dataset_for_store, check_store_target, expected_dataset_name
+
+    if args.dataset_name is not None:
+        name, source, fix = args.dataset_name, "--dataset-name", "pass another --dataset-name"
+    else:
+        name, source = expected_dataset_name(config.dataset_format, config.data_path)
+        fix = "pass --dataset-name NAME (e.g. --dataset-name reports)"
+    check_dataset_for_store(name, source=source, fix=fix)
+    check_store_target(args.store, dataset=name, ids={"--sweep-id": args.sweep_id})
+
+
+def _store_train_result(args, result) -> str | None:
+    """Append the trial's row; when that fails, where the row was saved instead (one line)."""
+    from dpsweep.results import ResultStore
+    from dpsweep.results.recovery import Recovered, append_or_recover, recovery_folder
+    from dpsweep.train.record import result_row
+
+    stored = append_or_recover(ResultStore(args.store), result_row(result, sweep_id=args.sweep_id),
+                               folder=recovery_folder())
+    if isinstance(stored, Recovered):
+        return stored.message(model_uri=result.model_uri)
+    print(f"[dpsweep] trial stored in {stored}", file=sys.stderr)
+    return None
 
 
 def _print_summary(s: dict) -> None:
@@ -186,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every outcome maps to the exit codes of the module docstring."""
     quiet_libraries()
     args = build_parser().parse_args(argv)
     try:
@@ -195,7 +243,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("dpsweep: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug (PrivacyGuardError included)
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    """One line for a bug; the traceback only when DPSWEEP_DEBUG=1 (it may name local paths)."""
+    message = " ".join(str(exc).split())[:500]
+    print(f"dpsweep: internal error (a bug): {type(exc).__name__}: {message}; please report it with the "
+          "command you ran" + ("" if _debug() else " (DPSWEEP_DEBUG=1 shows the traceback)"), file=sys.stderr)
+    if _debug():
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _debug() -> bool:
+    return os.environ.get("DPSWEEP_DEBUG", "") == "1"
 
 
 if __name__ == "__main__":

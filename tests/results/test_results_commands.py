@@ -34,15 +34,15 @@ def one_dataset(store, make_row) -> str:
     ["best", "--dataset", "mimic-cxr", "--max-epsilon", "1"],
     ["report", "--out", "OUT"],
 ])
-def test_empty_store_exits_1_with_one_line(command, tmp_path, capsys) -> None:
+def test_empty_store_exits_5_with_one_line(command, tmp_path, capsys) -> None:
     argv = [a.replace("OUT", str(tmp_path / "report")) for a in command]
-    assert _run([*argv, "--store", str(tmp_path / "empty")]) == 1
+    assert _run([*argv, "--store", str(tmp_path / "empty")]) == 5
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "no results in store" in err
 
 
 def test_unknown_dataset_names_the_known_ones(one_dataset, capsys) -> None:
-    assert _run(["pareto", "--store", one_dataset, "--dataset", "ct-rate"]) == 1
+    assert _run(["pareto", "--store", one_dataset, "--dataset", "ct-rate"]) == 5
     err = capsys.readouterr().err
     assert "'ct-rate'" in err and "mimic-cxr" in err and err.count("\n") == 1
 
@@ -78,7 +78,7 @@ def test_best_prints_and_exports(one_dataset, tmp_path, capsys) -> None:
     assert _run(["best", "--store", one_dataset, "--dataset", "mimic-cxr", "--max-epsilon", "inf",
                  "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["trial_id"] == "np"
-    assert _run(["best", "--store", one_dataset, "--dataset", "mimic-cxr", "--max-epsilon", "0.01"]) == 1
+    assert _run(["best", "--store", one_dataset, "--dataset", "mimic-cxr", "--max-epsilon", "0.01"]) == 5
     assert "no completed trial" in capsys.readouterr().err
 
 

@@ -101,7 +101,7 @@ def run_on_workers(
                              gpus_per_worker=gpus_per_worker, storage=storage, name=name,
                              max_failures=max_failures, callbacks=callbacks)
     fit_started_at = time.time()
-    outcome = _outcome(trainer.fit())
+    outcome = _outcome(trainer.fit(), config)
     trial = outcome.trial
     trial.worker_start_seconds = max(0.0, outcome.first_started_at - fit_started_at)
     trial.wall_seconds = time.perf_counter() - started
@@ -161,8 +161,8 @@ def _torch_trainer(job: WorkerJob, *, num_workers: int, cpus_per_worker: float, 
                         torch_config=TorchConfig(backend="nccl" if job.use_gpu else "gloo"))
 
 
-def _outcome(result) -> Outcome:
-    saved = read_checkpoint(result.checkpoint)
+def _outcome(result, config: TrialConfig) -> Outcome:
+    saved = read_checkpoint(result.checkpoint, config=config, where=str(result.path))
     if saved is None or saved.outcome is None:
         raise PrivacyGuardError("the trial's last checkpoint holds no outcome, so its ledger is unknown; "
                                 f"see the Ray Train logs under {result.path}")

@@ -25,7 +25,6 @@ from dpsweep.distributed.state import (
     Outcome,
     RankSummary,
     Saved,
-    check_same_trial,
     read_checkpoint,
     write_outcome,
     write_training,
@@ -57,9 +56,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     started_at = time.time()
     job: WorkerJob = loop_config["job"]
     torch.set_num_threads(job.threads_per_worker)
-    saved = read_checkpoint(ray.train.get_checkpoint())
-    if saved is not None:
-        check_same_trial(saved.config_json, job.config, where="the run's storage")
+    saved = read_checkpoint(ray.train.get_checkpoint(), config=job.config, where="the run's storage")
     rank = RayTrainRank(job, world=_world(job), saved=saved, started_at=started_at)
     if saved is not None and saved.outcome is not None:  # finished before a restart: same outcome
         _report_outcome(saved.outcome, rank.world)

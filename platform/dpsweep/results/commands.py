@@ -1,9 +1,10 @@
-"""``dpsweep pareto | best | report``: a thin argparse layer over the results library.
+"""``dpsweep pareto | best | report | store``: a thin argparse layer over the results library.
 
 Wire into the main CLI with ``add_results_commands(subparsers)``; each subcommand sets
-``func(args) -> int``. Exit codes: 0 ok; 1 nothing found (empty or missing store,
-unknown dataset, no completed trial, nothing under the budget); 2 bad input (bad
-metric, ε, store URI or output path). Messages go to stderr as one line.
+``func(args) -> int``. Exit codes (dpsweep's one scheme, see dpsweep.cli): 0 ok; 2 bad
+input (bad metric, ε, store URI or output path; a recovered row the store refuses);
+5 nothing matched the query (empty or missing store, unknown dataset, no completed
+trial, nothing under the budget). Messages go to stderr as one line.
 
 JSON output (``--format json``) is strict JSON (``allow_nan=False``): ε = ∞ of
 non-private trials is written as the string ``"inf"`` (Python's ``float("inf")`` reads
@@ -35,10 +36,11 @@ from dpsweep.results.coverage import (
 )
 from dpsweep.results.pareto import pareto_front
 from dpsweep.results.queries import best_under_budget, export_config
+from dpsweep.results.recovery import DEFAULT_MIN_AGE_S, import_row_files, repair_store
 from dpsweep.results.report import write_report
 from dpsweep.results.store import DEFAULT_STORE, ResultStore
 
-EXIT_OK, EXIT_NOTHING_FOUND, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_BAD_INPUT, EXIT_NOTHING_FOUND = 0, 2, 5
 FRONT_OUTPUT_COLUMNS = (
     "epsilon", "epsilon_target", "weighted_f1", "macro_f1", "sigma", "clip", "sample_rate",
     "steps", "delta", "accountant", "privacy_unit", "epsilon_patient", "epsilon_release", "rank", "lora_alpha", "lr", "batch_size", "epochs",
@@ -79,7 +81,7 @@ def add_results_commands(subparsers: argparse._SubParsersAction) -> None:
     pareto = subparsers.add_parser(
         "pareto", help="show the Pareto front of a metric against ε for one dataset",
         description="Print the completed trials no other trial beats on both ε (lower) and the "
-                    "metric (higher), sorted by ε. Exit 0 ok, 1 nothing found, 2 bad input.")
+                    "metric (higher), sorted by ε. Exit 0 ok, 2 bad input, 5 nothing found.")
     _common(pareto, dataset=True)
     pareto.add_argument("--format", choices=("table", "json", "csv"), default="table",
                         help="table (default), json (an array of row objects; ε = ∞ as \"inf\") or csv")
@@ -90,7 +92,7 @@ def add_results_commands(subparsers: argparse._SubParsersAction) -> None:
     best = subparsers.add_parser(
         "best", help="show the best trial with ε <= a budget, optionally export its config",
         description="Print the best completed trial of a dataset with ε <= --max-epsilon "
-                    "(inf includes non-private). Exit 0 ok, 1 nothing found, 2 bad input.")
+                    "(inf includes non-private). Exit 0 ok, 2 bad input, 5 nothing found.")
     _common(best, dataset=True)
     best.add_argument("--max-epsilon", required=True, type=_positive_epsilon,
                       help="privacy budget; 'inf' allows non-private trials")
@@ -108,10 +110,35 @@ def add_results_commands(subparsers: argparse._SubParsersAction) -> None:
     report = subparsers.add_parser(
         "report", help="write Pareto plots and an index.html for every dataset",
         description="Write pareto_<dataset>.png per dataset and index.html into --out. "
-                    "Exit 0 ok, 1 empty store, 2 bad input.")
+                    "Exit 0 ok, 2 bad input, 5 empty store.")
     _common(report, dataset=False)
     report.add_argument("--out", default="results/report", help="output folder (default: results/report)")
     report.set_defaults(func=run_report)
+    _add_store_commands(subparsers)
+
+
+def _add_store_commands(subparsers: argparse._SubParsersAction) -> None:
+    store = subparsers.add_parser("store", help="maintain a results store: import recovered rows, repair",
+                                  description="Maintain a results store. Exit 0 ok, 2 bad input.")
+    sub = store.add_subparsers(dest="store_command", required=True)
+    rows = sub.add_parser(
+        "import-rows", help="publish rows saved in recovered-rows/ when the store could not take them",
+        description="Append rows saved as JSON (recovered-rows/*.json, named in the error line of the "
+                    "run that could not store them). A row already stored is left as it is. "
+                    "Exit 0 every file imported or already stored, 2 a file refused.")
+    rows.add_argument("files", nargs="+", metavar="FILE", help="recovered row files (.json)")
+    rows.add_argument("--store", default=DEFAULT_STORE, help=f"results store (default: {DEFAULT_STORE})")
+    rows.set_defaults(func=run_import_rows)
+    repair = sub.add_parser(
+        "repair", help="publish finished writes a killed process left as temp files; remove broken ones",
+        description="A writer killed between writing a row and publishing it leaves "
+                    ".<name>.parquet.<uuid>.tmp. Complete ones (footer reads, rows valid) are published "
+                    "under their final name unless it exists; broken ones are removed. Exit 0 ok, 2 bad input.")
+    repair.add_argument("--store", default=DEFAULT_STORE, help=f"results store (default: {DEFAULT_STORE})")
+    repair.add_argument("--min-age-s", type=float, default=DEFAULT_MIN_AGE_S, metavar="SECONDS",
+                        help="leave temp files younger than this: a live writer may be about to publish them "
+                             f"(default {DEFAULT_MIN_AGE_S:g})")
+    repair.set_defaults(func=run_repair)
 
 
 def _emit(text: str) -> None:
@@ -264,4 +291,37 @@ def run_report(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(EXIT_BAD_INPUT, f"cannot write report to {args.out!r}: {exc}")
     print(f"report written: {paths[-1]} ({len(paths) - 1} plots)", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_import_rows(args: argparse.Namespace) -> int:
+    """Handler of ``dpsweep store import-rows``."""
+    try:
+        store = ResultStore(args.store)
+    except UserInputError as exc:
+        return _fail(EXIT_BAD_INPUT, str(exc))
+    results = import_row_files(store, args.files)
+    for r in results:
+        print(f"{r.status}: {r.file}" + (f" -> {r.detail}" if r.status == "imported" else f" ({r.detail})"),
+              file=sys.stderr)
+    refused = sum(r.status == "refused" for r in results)
+    print(f"store import-rows: {sum(r.status == 'imported' for r in results)} imported, "
+          f"{sum(r.status == 'already stored' for r in results)} already stored, {refused} refused",
+          file=sys.stderr)
+    return EXIT_BAD_INPUT if refused else EXIT_OK
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    """Handler of ``dpsweep store repair``."""
+    if not math.isfinite(args.min_age_s) or args.min_age_s < 0:
+        return _fail(EXIT_BAD_INPUT, f"--min-age-s must be a number of seconds >= 0, got {args.min_age_s!r}")
+    try:
+        actions = repair_store(ResultStore(args.store), min_age_s=args.min_age_s)
+    except UserInputError as exc:
+        return _fail(EXIT_BAD_INPUT, str(exc))
+    for a in actions:
+        print(f"{a.action}: {a.path} ({a.detail})", file=sys.stderr)
+    counts = {kind: sum(a.action == kind for a in actions) for kind in ("published", "removed", "kept")}
+    print(f"store repair of {args.store}: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
+          + ("" if actions else " (no temp files)"), file=sys.stderr)
     return EXIT_OK

@@ -20,6 +20,7 @@ import contextlib
 import errno
 import logging
 import os
+import shutil
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,6 +47,7 @@ from dpsweep.results.schema import (
 from dpsweep.results.validate import check_dataset_name, coerce_row
 
 DEFAULT_STORE = "results/store"
+MIN_FREE_BYTES = 1 << 20  # a row file is a few KB; less than 1 MiB free means the next write may fail
 _OBJECT_STORES = {"s3", "gcs", "abfs"}  # PUT is atomic; rename would be a non-atomic copy
 _PREFIX = f"{PARTITION_COLUMN}="
 logger = logging.getLogger(__name__)
@@ -81,6 +83,42 @@ class ResultStore:
 
     def __repr__(self) -> str:
         return f"ResultStore({self.uri!r})"
+
+    # ---------------------------------------------------------------- checking
+    def check_writable(self, *, dataset: str | None = None, create: bool = True) -> None:
+        """Refuse, before any work is done, a store no row could be written to.
+
+        The path must not be a file; with ``create`` the folder is created and a small probe
+        file is written and removed there (and in ``dataset``'s partition if it exists).
+        Without ``create`` (a dry run) nothing is written: a local store, or its nearest
+        existing parent, must be a folder this process may write to. Raises
+        :class:`UserInputError` with one line naming the store and the fix.
+        """
+        where = f"results store {self.uri!r}"
+        try:
+            kind = self.fs.get_file_info(self.root).type
+        except (OSError, pa.ArrowException) as exc:
+            raise UserInputError(f"{where} cannot be reached ({_short(exc)}); check the URI and "
+                                 "its credentials, or pass --store a local folder") from None
+        if kind == pafs.FileType.File:
+            raise UserInputError(f"{where} is a file, but a store is a folder; pass --store a folder "
+                                 "(new, or holding a store)")
+        if not create:
+            if isinstance(self.fs, pafs.LocalFileSystem):
+                _check_local_parent(self.root, where)
+            return
+        targets = [self.root]
+        if dataset is not None:
+            partition = f"{self.root}/{_PREFIX}{check_dataset_name(dataset)}"
+            if self.fs.get_file_info(partition).type == pafs.FileType.Directory:
+                targets.append(partition)
+        for folder in targets:
+            _probe(self.fs, folder, where)
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            free = shutil.disk_usage(self.root).free
+            if free < MIN_FREE_BYTES:
+                raise UserInputError(f"{where} has {free} bytes free, fewer than the {MIN_FREE_BYTES} a row "
+                                     "may need; free disk space or pass --store a folder on another disk")
 
     # ---------------------------------------------------------------- writing
     def append(self, row: Mapping[str, Any], *, overwrite: bool = False) -> str:
@@ -193,7 +231,8 @@ class ResultStore:
             partition = parent.rpartition("/")[2]
             if base_name.startswith((".", "_")):
                 if base_name.endswith(".tmp"):
-                    logger.warning("ignoring %s: temp file of an unfinished or interrupted write", info.path)
+                    logger.warning("ignoring %s: temp file of an unfinished or interrupted write; "
+                                   "`dpsweep store repair` publishes it if complete", info.path)
                 continue
             if not base_name.endswith(".parquet"):
                 warnings.warn(f"ignoring {info.path}: not a .parquet file (pandas and "
@@ -326,6 +365,35 @@ def _link_no_clobber(tmp: str, final: str) -> None:
         if os.path.exists(final):
             raise _exists(final) from None
         os.replace(tmp, final)
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _probe(fs: pafs.FileSystem, folder: str, where: str) -> None:
+    """Create ``folder``, write a small file there and remove it; UserInputError when that fails."""
+    probe = f"{folder}/.dpsweep-probe-{uuid.uuid4().hex}"  # a dot name: readers and repair ignore it
+    try:
+        fs.create_dir(folder, recursive=True)
+        with fs.open_output_stream(probe) as out:
+            out.write(b"dpsweep write probe\n")
+        fs.delete_file(probe)
+    except (OSError, pa.ArrowException) as exc:
+        raise UserInputError(f"{where} is not writable ({_short(exc)}); pass --store a folder you can "
+                             "write to, or fix its permissions") from None
+
+
+def _check_local_parent(root: str, where: str) -> None:
+    """Dry run: the store (or its nearest existing parent) is a folder we may write to."""
+    path = root
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise UserInputError(f"{where} lies under {path}, which is a file; pass --store a folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserInputError(f"{where} is not writable ({path} refuses writes); pass --store a folder "
+                             "you can write to, or fix its permissions")
 
 
 def _fsync_dir(directory: str) -> None:

@@ -184,6 +184,16 @@ def _check_strings(row: dict[str, Any]) -> None:
                    f"<{len(row['config_json'])} characters>", "store configs, not data")
 
 
+def check_id(value: Any, *, what: str) -> str:
+    """Return ``value`` if it is a valid sweep or trial id, else raise naming ``what`` (e.g. a flag)."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise UserInputError(f"{what} must be ASCII letters/digits joined by single '.', '_' or '-' "
+                             f"(it becomes part of the store's file names), but got {shown}; "
+                             "pass e.g. my-sweep_1")
+    return value
+
+
 def check_dataset_name(name: str) -> str:
     """Return ``name`` if it is a valid dataset (partition) name, else raise naming the rule."""
     if not isinstance(name, str) or not _DATASET.fullmatch(name) or name.lower() in _DATASET_RESERVED:

@@ -8,6 +8,7 @@ to the store. A row already in the store (same sweep_id and trial_id, e.g. after
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ class SweepProgress:
     timings: list[TrialTiming] = field(default_factory=list)
     failed: int = 0
     infeasible: int = 0
+    recovered: list[str] = field(default_factory=list)  # rows the store refused, saved as JSON files
 
     def finished(self, epsilon: float, score: float | None, status: str) -> None:
         self.done += 1
@@ -68,11 +70,16 @@ class StoreCallback(Callback):
     """Writes each finished, infeasible or failed trial of one ε target to the store."""
 
     def __init__(self, *, store, sweep_id: str, trial_prefix: str, epsilon: float, base: dict[str, Any],
-                 dataset: str, progress: SweepProgress, row_extra: dict[str, Any] | None = None) -> None:
+                 dataset: str, progress: SweepProgress, row_extra: dict[str, Any] | None = None,
+                 recovery_dir: Path | None = None) -> None:
+        from dpsweep.results.recovery import recovery_folder
+
         self.store, self.sweep_id, self.prefix = store, sweep_id, trial_prefix
         self.epsilon, self.base, self.dataset, self.progress = epsilon, base, dataset, progress
         self.row_extra = row_extra or {}
+        self.recovery_dir = recovery_dir or recovery_folder()
         self._started: dict[str, float] = {}
+        self._recovered: set[str] = set()
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
         self._started[trial.trial_id] = time.perf_counter()
@@ -101,34 +108,87 @@ class StoreCallback(Callback):
         self.progress.finished(self.epsilon, None, "failed")
 
     def write_row(self, row: dict[str, Any]) -> bool:
-        """Append a row; False when the trial is already stored (resume), never overwriting."""
+        """Append a row; False when the trial is already stored (resume), never overwriting.
+
+        A row the store cannot take (full disk, permissions) is saved as JSON in the recovery
+        folder, once per trial, and the sweep goes on (False).
+        """
+        from dpsweep.results.recovery import Recovered, append_or_recover
+
+        key = str(row.get("trial_id"))
         try:
-            self.store.append(row)
+            stored = append_or_recover(self.store, row, folder=self.recovery_dir)
         except FileExistsError:
+            return False
+        if isinstance(stored, Recovered):
+            if key not in self._recovered:
+                self._recovered.add(key)
+                self.progress.recovered.append(str(stored.file))
+                log(f"error: {stored.message(model_uri=row.get('model_uri'))}")
+            else:  # a second attempt (reconcile) failed too: the first file holds the row
+                stored.file.unlink(missing_ok=True)
             return False
         return True
 
 
 def short_error(trial) -> str:
-    """Type and last line of a trial's exception, bounded; report text is never in our errors."""
-    exc = _trial_exception(trial)
-    if exc is None:
+    """Type and last line of a trial's exception, bounded; report text is never in our errors.
+
+    Read from Tune's text error file (``error.txt``), never from its pickled twin: unpickling
+    a file in the runs dir (possibly a shared bucket) would run whatever code it holds.
+    """
+    text = _error_text(trial)
+    if not text:
         return "trial failed; see the Ray logs of the trial"
-    cause = getattr(exc, "cause", None) or exc
-    first = (str(cause).strip().splitlines() or [""])[-1]
-    return f"{type(cause).__name__}: {first}"[:300]
+    return error_summary(text)
 
 
-def _trial_exception(trial):
-    """The exception Tune pickled next to the trial (written locally before callbacks run)."""
-    import cloudpickle
+def error_summary(text: str) -> str:
+    """'Type: last line of the message' of the last exception in a traceback text, bounded."""
+    lines = text.rstrip().splitlines()
+    start = _last_exception_line(lines)
+    if start is None:  # no traceback (e.g. a worker died): the last failure's first line
+        body = [ln for ln in lines[_last_failure_header(lines) + 1:] if ln.strip()]
+        return f"trial failed: {body[0].strip() if body else 'see the Ray logs of the trial'}"[:300]
+    match = _EXCEPTION_LINE.fullmatch(lines[start])
+    message = [match.group(2), *lines[start + 1:]]
+    last = next((ln.strip() for ln in reversed(message) if ln.strip()), "")
+    return f"{match.group(1)}: {last}"[:300]
 
+
+# "package.module.TypeName: message", at the start of a line right after a traceback frame
+_EXCEPTION_LINE = re.compile(r"(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*): ?(.*)")
+_ERROR_TAIL_BYTES = 64 * 1024
+
+
+def _last_exception_line(lines: list[str]) -> int | None:
+    """Index of the last 'Type: message' line that closes a traceback, or None."""
+    found, in_frames = None, False
+    for i, line in enumerate(lines):
+        if line.startswith("  File "):
+            in_frames = True
+        elif in_frames and not line.startswith((" ", "\t")):
+            in_frames = False
+            if _EXCEPTION_LINE.fullmatch(line):
+                found = i
+    return found
+
+
+def _last_failure_header(lines: list[str]) -> int:
+    headers = [i for i, ln in enumerate(lines) if ln.startswith("Failure # ")]
+    return headers[-1] if headers else -1
+
+
+def _error_text(trial) -> str | None:
+    """The end of Tune's error.txt of the trial (written before callbacks run), or None."""
     try:
-        path = trial.pickled_error_file
+        path = trial.error_file
         if path and Path(path).is_file():
             with open(path, "rb") as f:
-                return cloudpickle.load(f)
-        return trial.get_pickled_error()
+                f.seek(max(0, f.seek(0, 2) - _ERROR_TAIL_BYTES))
+                return f.read().decode("utf-8", errors="replace")
+        text = trial.get_error()  # remote storage: the same text file, read through pyarrow
+        return text[-_ERROR_TAIL_BYTES:] if isinstance(text, str) else None
     except Exception:  # noqa: BLE001 - an unreadable error file must not stop the sweep
         return None
 

@@ -1,7 +1,9 @@
 """`dpsweep sweep FILE.yaml`: validate, plan, run on Ray, print the Pareto front.
 
-Exit codes: 0 the sweep ran (or the dry run planned); 2 bad input (one line, before Ray
-starts); 4 every trial failed.
+Exit codes (dpsweep's one scheme, see dpsweep.cli): 0 the sweep ran (or the dry run
+planned); 2 bad input (one line, before any data, model or Ray is touched), or rows the
+store could not take (saved in recovered-rows/ for `dpsweep store import-rows`); 4 every
+trial failed.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import argparse
 import math
 import sys
 
-EXIT_OK, EXIT_ALL_FAILED = 0, 4
+EXIT_OK, EXIT_BAD_INPUT, EXIT_ALL_FAILED = 0, 2, 4
 
 
 def add_sweep_command(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +44,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         spec = replace(spec, store=args.store)
+    check_sweep_store(spec, name=args.name, create=not args.dry_run)
     spec, plan = inspect_sweep(spec)
     print("\n".join(plan.lines()))
     if args.dry_run:
@@ -56,10 +59,31 @@ def run_sweep_command(args: argparse.Namespace) -> int:
           f"  dpsweep best --store {spec.store} --dataset {plan.dataset} --max-epsilon 8\n"
           f"  dpsweep report --store {spec.store} --out results/report")
     p = outcome.progress
+    if p.recovered:
+        from dpsweep.results.recovery import recovery_folder
+
+        folder = recovery_folder(args.runs_dir)
+        print(f"dpsweep: error: {len(p.recovered)} trial row(s) could not be written to {spec.store} and are "
+              f"saved in {folder}; once the store is fixed, publish them with `dpsweep store import-rows "
+              f"{folder}/*.json --store {spec.store}`", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if p.done and p.failed == p.done:
         print("dpsweep: every trial failed; see the errors in the store rows and the Ray logs", file=sys.stderr)
         return EXIT_ALL_FAILED
     return EXIT_OK
+
+
+def check_sweep_store(spec, *, name: str | None, create: bool) -> None:
+    """Before any data, model or Ray: the store takes a row, and the dataset name and sweep id are valid."""
+    from dpsweep.preflight import check_dataset_for_store, check_store_target, expected_dataset_name
+
+    if spec.dataset_name is not None:
+        dataset, source = spec.dataset_name, f"dataset.name in {spec.source}"
+    else:
+        dataset, source = expected_dataset_name(spec.base.dataset_format, spec.base.data_path)
+    check_dataset_for_store(dataset, source=source, fix=f"set dataset.name in {spec.source}")
+    ids = {f"{spec.source}: name": spec.name, **({"--name": name} if name is not None else {})}
+    check_store_target(spec.store, dataset=dataset, ids=ids, create=create)
 
 
 def _sweep_table(store, *, dataset: str, sweep_id: str | None):

@@ -305,6 +305,7 @@ def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sw
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
+    from dpsweep.results.recovery import recovery_folder
     from dpsweep.sweep.callbacks import StoreCallback
     from dpsweep.sweep.trainable import METRIC, sweep_trial
 
@@ -332,7 +333,8 @@ def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sw
                                                     trials=spec.trials_per_target),
                               points_to_evaluate=points or None, evaluated_rewards=rewards or None)
     callback = StoreCallback(store=store, sweep_id=sweep_id, trial_prefix=prefix, epsilon=eps, base=base,
-                             dataset=plan.dataset, progress=progress, row_extra=row_extra)
+                             dataset=plan.dataset, progress=progress, row_extra=row_extra,
+                             recovery_dir=recovery_folder(runs_dir))
     log(f"ε={tag}: {trials} trials over {', '.join(p.key for p in params) or 'fixed settings'}")
     tuner = tune.Tuner(
         trainable, param_space=tune_space(params),
