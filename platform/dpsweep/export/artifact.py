@@ -26,7 +26,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from dpsweep.console import json_safe
@@ -36,7 +35,7 @@ from dpsweep.export.files import check_folder_target, staged_folder
 from dpsweep.export.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, read_metadata
 from dpsweep.model.classifier import POOLINGS, PooledClassifier
 from dpsweep.model.loading import DEFAULT_MODEL, load_backbone, load_tokenizer, resolve_model_path
-from dpsweep.train.batches import EncodedSplit, encode, predict
+from dpsweep.train.batches import EncodedSplit, encode, on_host, predict
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 HEAD_FILE = "head.safetensors"
@@ -82,7 +81,9 @@ def save_model(folder: str | Path, *, model: PooledClassifier, tokenizer, base_m
     The folder appears whole or not at all; an existing non-empty one is refused unless
     `force` and it holds a saved model.
     """
-    model = getattr(model, "_module", model)  # an Opacus GradSampleModule wraps the classifier
+    from dpsweep.train.loop import unwrap
+
+    model = unwrap(model)  # Opacus' GradSampleModule (hooks or ghost) or DPDDP around the classifier
     label_names = tuple(label_names)
     _check_save_args(model, label_names=label_names, thresholds=thresholds, pooling=pooling, max_length=max_length)
     target = Path(folder).expanduser()
@@ -300,7 +301,7 @@ def predict_probabilities(loaded: LoadedModel, texts: Sequence[str], *, batch_si
     unlabelled = SimpleNamespace(texts=texts, labels=np.zeros((len(texts), n_labels), np.float32),
                                  mask=np.zeros((len(texts), n_labels), bool))
     data = encode(unlabelled, loaded.tokenizer, max_length_tokens=loaded.max_length)
-    model = _on_device(loaded.model)
+    model = on_host(loaded.model, loaded.model.head.weight.device)
     if progress is None:
         return predict(model, data, batch_size=batch_size)
     out = np.zeros((len(data), n_labels), dtype=np.float32)
@@ -313,18 +314,3 @@ def predict_probabilities(loaded: LoadedModel, texts: Sequence[str], *, batch_si
         progress(min(start + chunk, len(order)), len(order))
     return out
 
-
-class _OnDevice(nn.Module):
-    """Moves `predict`'s CPU batches to the model's device and the logits back."""
-
-    def __init__(self, model: nn.Module, device: torch.device):
-        super().__init__()
-        self.model, self.device = model, device
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids.to(self.device), attention_mask.to(self.device)).float().cpu()
-
-
-def _on_device(model: nn.Module) -> nn.Module:
-    device = model.head.weight.device
-    return model if device.type == "cpu" else _OnDevice(model, device)

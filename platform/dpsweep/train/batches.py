@@ -165,6 +165,22 @@ def length_sorted_memory_manager(data_loader, *, max_physical_batch_size: int, o
                                                     optimizer=optimizer))
 
 
+class _HostOutputs(torch.nn.Module):
+    """Runs a model on its device for CPU inputs and hands its outputs back on the CPU."""
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device):
+        super().__init__()
+        self.model, self.device = model, device
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids.to(self.device), attention_mask.to(self.device)).float().cpu()
+
+
+def on_host(model: torch.nn.Module, device: str | torch.device) -> torch.nn.Module:
+    """The model as `predict` wants it: CPU inputs in, CPU outputs out, wherever it runs."""
+    return model if torch.device(device).type == "cpu" else _HostOutputs(model, device)
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, data: EncodedSplit, *, batch_size: int) -> np.ndarray:
     """Sigmoid probabilities for every example, in the split's order."""

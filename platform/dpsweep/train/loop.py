@@ -33,6 +33,7 @@ from dpsweep.train.batches import (
     encode,
     length_sorted_chunks,
     length_sorted_memory_manager,
+    on_host,
     predict,
 )
 from dpsweep.train.loss import MultiLabelBCE
@@ -162,22 +163,6 @@ def check_plan_fits(plan: StepPlan, config: TrialConfig, *, n_units: int) -> Non
     if not math.isclose(q, plan.sample_rate):
         raise PrivacyGuardError(f"this process's corpus gives q={q:.6g} but the trial was planned with "
                                 f"q={plan.sample_rate:.6g}; every rank must read the same data")
-
-
-def on_host(model: torch.nn.Module, device: str) -> torch.nn.Module:
-    """The model as evaluation wants it: CPU inputs in, CPU outputs out."""
-    return model if device == "cpu" else _HostOutputs(model, device)
-
-
-class _HostOutputs(torch.nn.Module):
-    """Runs a model on its device for CPU inputs and hands its outputs back on the CPU."""
-
-    def __init__(self, model: torch.nn.Module, device: str):
-        super().__init__()
-        self.model, self.device = model, device
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids.to(self.device), attention_mask.to(self.device)).float().cpu()
 
 
 def plan_trial(config: TrialConfig, corpus: Corpus) -> StepPlan:
