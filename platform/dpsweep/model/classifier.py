@@ -8,6 +8,7 @@ untrained pooler, which costs dearly under DP noise.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,6 +24,7 @@ from dpsweep.model.prefix import (
     fill_cache,
     first_adapted_layer,
     install_prefix,
+    layer_list,
 )
 
 Pooling = Literal["mean", "cls", "last"]
@@ -42,6 +44,8 @@ class ModelSpec:
     # Dropout inside the frozen backbone only adds noise to a DP gradient that is noisy
     # already (Li et al. 2022 found DP fine-tuning better without it): off by default.
     backbone_dropout: bool = False
+    # lora: adapters + head; bitfit: biases (of the top lora.top_layers layers) + head; head: head only
+    method: str = "lora"
 
 
 class PooledClassifier(nn.Module):
@@ -80,7 +84,13 @@ class PooledClassifier(nn.Module):
         `states` are ones computed earlier for the same model and layers (a sweep computes
         them once for all its trials); sequences they lack are computed here.
         """
+        trainable = [name for name, p in self.backbone.named_parameters() if p.requires_grad]
         first = first_adapted_layer(self.backbone)
+        if not trainable:  # method head: every layer is frozen, cache the top layer's output
+            layers = layer_list(self.backbone)
+            first = len(layers) if layers is not None else None
+        elif any(not re.search(r"\.(\d+)\.", name) for name in trainable):
+            return "a trainable parameter sits outside the numbered layers (e.g. the embeddings)"
         if first is None or first < 1:
             return "LoRA adapts the lowest layer"
         if any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.backbone.modules()):
@@ -94,7 +104,7 @@ class PooledClassifier(nn.Module):
         cache = PrefixCache(prefix, first)
         if states:
             cache.states.update(states)
-        missing = [s for s in sequences if PrefixCache.key(torch.tensor(s)) not in cache.states]
+        missing = [s for s in sequences if cache.key(torch.tensor(s)) not in cache.states]
         device = self.head.weight.device
         fill_cache(cache, lambda ids, mask: self.backbone(input_ids=ids, attention_mask=mask), missing,
                    pad_id=pad_id, device=device)
@@ -121,10 +131,29 @@ def build_classifier(backbone: nn.Module, *, num_labels: int, spec: ModelSpec) -
     """
     if not spec.backbone_dropout:
         disable_dropout(backbone)
-    backbone = apply_lora(backbone, spec.lora)
+    if spec.method == "lora":
+        backbone = apply_lora(backbone, spec.lora)
+    elif spec.method in ("bitfit", "head"):
+        backbone.requires_grad_(False)
+        if spec.method == "bitfit":
+            train_biases(backbone, top_layers=spec.lora.top_layers)
+    else:
+        raise ValueError(f"method must be lora, bitfit or head for a transformer classifier, got {spec.method!r}")
     model = PooledClassifier(backbone, num_labels, pooling=spec.pooling, head_bias_init=spec.head_bias_init)
     model.train()  # from_pretrained returns eval mode; Opacus records nothing in eval mode
     return model
+
+
+def train_biases(backbone: nn.Module, *, top_layers: int | None) -> None:
+    """BitFit (Ben Zaken et al. 2022; DP-BiTFiT, Bu et al. 2022): make the bias terms trainable,
+    all of them, or those of the top `top_layers` numbered layers only."""
+    numbered = [(int(m.group(1)), name) for name, _ in backbone.named_parameters()
+                if (m := re.search(r"\.(\d+)\.", name))]
+    last = max((i for i, _ in numbered), default=-1)
+    chosen = ({name for i, name in numbered if i > last - top_layers} if top_layers is not None
+              else {name for name, _ in backbone.named_parameters()})
+    for name, param in backbone.named_parameters():
+        param.requires_grad = name in chosen and name.endswith(".bias")
 
 
 def disable_dropout(module: nn.Module) -> None:

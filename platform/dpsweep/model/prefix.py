@@ -53,9 +53,10 @@ class PrefixCache:
         self.prefix, self.first_adapted = prefix, first_adapted
         self.states: dict[bytes, torch.Tensor] = {}
 
-    @staticmethod
-    def key(ids: torch.Tensor) -> bytes:
-        return ids.to(torch.int64).cpu().numpy().tobytes()
+    def key(self, ids: torch.Tensor) -> bytes:
+        """The states' key: the depth they were taken at, then the token ids (a sweep shares one
+        dict between trials; states of another depth never match)."""
+        return self.first_adapted.to_bytes(2, "little") + ids.to(torch.int64).cpu().numpy().tobytes()
 
     def batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor | None:
         """Padded [batch, tokens, hidden] states when every row is cached, else None."""
@@ -126,7 +127,7 @@ def fill_cache(cache: PrefixCache, run_backbone, sequences: list[list[int]], *, 
             else:  # pragma: no cover - the hook always fires
                 raise AssertionError("prefix hook did not fire")
             for row, seq in enumerate(chunk):
-                cache.states[PrefixCache.key(torch.tensor(seq))] = states[row, : len(seq)].detach().float().cpu().clone()
+                cache.states[cache.key(torch.tensor(seq))] = states[row, : len(seq)].detach().float().cpu().clone()
     finally:
         handle.remove()
 

@@ -48,6 +48,8 @@ def inspect_sweep(spec: SweepSpec) -> tuple[SweepSpec, SweepPlan]:
     resolve_model_path(base.model)
     if "://" not in base.data_path:
         base = base.override(data_path=str(Path(base.data_path).expanduser().resolve()))
+    if base.public_path is not None and "://" not in base.public_path:
+        base = base.override(public_path=str(Path(base.public_path).expanduser().resolve()))
     if base.model != "default" and Path(base.model).exists():
         base = base.override(model=str(Path(base.model).resolve()))
     corpus = load_trial_corpus(base)

@@ -34,8 +34,8 @@ Dist = Literal["loguniform", "uniform", "int", "choice"]
 DISTS: tuple[str, ...] = ("loguniform", "uniform", "int", "choice")
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "nsgaii")
 
-_SECTIONS = ("name", "dataset", "model", "privacy", "search", "training", "trials_per_target", "sampler",
-             "resources", "store")
+_SECTIONS = ("name", "dataset", "model", "privacy", "public_data", "search", "training", "trials_per_target",
+             "sampler", "resources", "store")
 # Keys of the sections that are the sweep's own, not a trial setting
 _SWEEP_KEYS = {"dataset": ("name",), "privacy": ("epsilons", "tuning")}
 
@@ -247,7 +247,7 @@ def _flat_config(err: _Errors, data: dict) -> tuple[dict, dict, str | None]:
     """
     flat: dict[str, Any] = {}
     where: dict[str, str] = {}
-    for section in ("dataset", "model", "privacy", "training"):
+    for section in ("dataset", "model", "privacy", "public_data", "training"):
         mapping = _section(err, data, section)
         keys = _section_keys(section)
         _refuse_unknown(err, f"{section}.", mapping, keys)
