@@ -60,3 +60,13 @@ def test_store_references_compute_command(synth_mimic, tmp_path, capsys) -> None
     rows = json.loads(out)
     assert len(rows) == 3 and {r["dataset"] for r in rows} == {"mimic-cxr"}
     assert "computed" in err
+
+
+def test_bench_table_rows_carry_the_peer_and_both_floors(corpus) -> None:
+    from dpsweep.bench.trials import markdown_table, reference_rows
+
+    rows = reference_rows(reference_metrics(corpus, seed=0))
+    assert [r["model"] for r in rows] == ["TF-IDF + logistic regression (non-private)",
+                                          "floor: every label positive", "floor: label frequencies"]
+    table = markdown_table({"rows": rows})
+    assert "(non-private) | ∞ |" in table and "floor: label frequencies | – |" in table

@@ -124,7 +124,7 @@ def add_results_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_store_commands(subparsers: argparse._SubParsersAction) -> None:
-    store = subparsers.add_parser("store", help="maintain a results store: import recovered rows, repair",
+    store = subparsers.add_parser("store", help="maintain a results store: references, import recovered rows, repair",
                                   description="Maintain a results store. Exit 0 ok, 2 bad input.")
     sub = store.add_subparsers(dest="store_command", required=True)
     rows = sub.add_parser(

@@ -52,7 +52,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     store = ResultStore(spec.store)
     sweep_id = resolve_sweep_id(spec, store, dataset=plan.dataset, name=args.name, resume=args.resume)
     print(f"sweep id {sweep_id}; rows go to {spec.store}", flush=True)
-    _record_references(store, spec, plan)
+    record_sweep_references(store, spec, plan)
     outcome = run_sweep(spec, plan, sweep_id=sweep_id, store=store, address=args.address, runs_dir=args.runs_dir)
     print_front(store, dataset=plan.dataset, sweep_id=sweep_id)
     print(f"\n{outcome.rows_written} rows written in {outcome.seconds:.0f} s. Query them with:\n"
@@ -74,7 +74,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _record_references(store, spec, plan) -> None:
+def record_sweep_references(store, spec, plan) -> None:
     """The non-private TF-IDF peer and the floors of this split, from the corpus already read
     (skipped when stored: a resumed sweep or a second sweep on the same split)."""
     from dpsweep.bench.references import record_references
