@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from dpsweep.errors import UserInputError
     from dpsweep.results import ResultStore
     from dpsweep.results.report import write_report
-    from dpsweep.sweep.commands import print_front
+    from dpsweep.sweep.commands import print_front, record_sweep_references
     from dpsweep.sweep.runner import default_sweep_id, inspect_sweep, run_sweep
     from dpsweep.sweep.spec import load_spec
 
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print("\n".join(plan.lines()), flush=True)
     store = ResultStore(spec.store)
+    record_sweep_references(store, spec, plan)
     outcome = run_sweep(spec, plan, sweep_id=default_sweep_id(spec), store=store)
     print_front(store, dataset=plan.dataset, sweep_id=outcome.sweep_id)
     report = write_report(store, args.report)[-1]

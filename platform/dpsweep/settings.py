@@ -492,14 +492,15 @@ def read_yaml(path: Path) -> Any:
 
 # ---- CLI -------------------------------------------------------------------------------------
 
-def add_setting_flags(parser: Any) -> None:
-    """Add one `--kebab-name` flag per setting to an argparse parser (dest: the setting name).
+def add_setting_flags(parser: Any, *, only: tuple[str, ...] | None = None) -> None:
+    """Add one `--kebab-name` flag per setting (or per setting in `only`) to an argparse parser
+    (dest: the setting name).
 
     Values arrive as strings and are coerced by TrialConfig, so the CLI, YAML and Tune share
     one set of rules and messages.
     """
     for name, s in SETTINGS.items():
-        if not s.flag:
+        if not s.flag or (only is not None and name not in only):
             continue
         options = choices(name)
         kind = setting_type(name)

@@ -29,12 +29,14 @@ def add_bench_command(sub) -> None:
     synth.add_argument("--data", default="data/synth-mimic-12000", help="corpus folder (written if absent)")
     synth.add_argument("--n", type=int, default=12000, help="studies to write when --data is absent")
     synth.add_argument("--out", help="write the JSON report here")
+    synth.add_argument("--store", help="also store the split's references (TF-IDF peer, floors) in this results store")
     synth.set_defaults(func=_synthetic)
     real = bsub.add_parser("real", help="non-private vs ε=8 vs TF-IDF on ../shared/datasets/ct-clip-text")
     real.add_argument("--data", default=None, help="labelled-CSV folder (default: ../shared/datasets/ct-clip-text)")
     real.add_argument("--max-length", type=int, default=None)
     real.add_argument("--max-epochs", type=float, default=None)
     real.add_argument("--out", help="write the JSON report here")
+    real.add_argument("--store", help="also store the split's references (TF-IDF peer, floors) in this results store")
     real.set_defaults(func=_real)
     sweep = bsub.add_parser("sweep", help="share of sweep trial time outside training steps (Ray, Tune, loading)")
     sweep.add_argument("--space", default="search_spaces/quickstart.yaml")
@@ -81,15 +83,26 @@ def _calibration(args) -> int:
 def _synthetic(args) -> int:
     from dpsweep.bench.trials import bench_synthetic, dump
 
-    dump(bench_synthetic(Path(args.data), n=args.n), Path(args.out) if args.out else None)
+    dump(bench_synthetic(Path(args.data), n=args.n, store=_store(args)), Path(args.out) if args.out else None)
     return 0
+
+
+def _store(args):
+    """The results store of --store, checked writable before any data is read; None without it."""
+    if not args.store:
+        return None
+    from dpsweep.results import ResultStore
+
+    store = ResultStore(args.store)
+    store.check_writable()
+    return store
 
 
 def _real(args) -> int:
     from dpsweep.bench.trials import SHARED_CT, bench_real, dump
 
     overrides = {k: v for k, v in (("max_length", args.max_length), ("max_epochs", args.max_epochs)) if v}
-    dump(bench_real(Path(args.data) if args.data else SHARED_CT, **overrides),
+    dump(bench_real(Path(args.data) if args.data else SHARED_CT, store=_store(args), **overrides),
          Path(args.out) if args.out else None)
     return 0
 

@@ -52,6 +52,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     store = ResultStore(spec.store)
     sweep_id = resolve_sweep_id(spec, store, dataset=plan.dataset, name=args.name, resume=args.resume)
     print(f"sweep id {sweep_id}; rows go to {spec.store}", flush=True)
+    record_sweep_references(store, spec, plan)
     outcome = run_sweep(spec, plan, sweep_id=sweep_id, store=store, address=args.address, runs_dir=args.runs_dir)
     print_front(store, dataset=plan.dataset, sweep_id=sweep_id)
     print(f"\n{outcome.rows_written} rows written in {outcome.seconds:.0f} s. Query them with:\n"
@@ -71,6 +72,14 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         print("dpsweep: every trial failed; see the errors in the store rows and the Ray logs", file=sys.stderr)
         return EXIT_ALL_FAILED
     return EXIT_OK
+
+
+def record_sweep_references(store, spec, plan) -> None:
+    """The non-private TF-IDF peer and the floors of this split, from the corpus already read
+    (skipped when stored: a resumed sweep or a second sweep on the same split)."""
+    from dpsweep.bench.references import record_references
+
+    record_references(store, plan.corpus, spec.base, dataset=plan.dataset, log=lambda line: print(line, flush=True))
 
 
 def check_sweep_store(spec, *, name: str | None, create: bool) -> None:
@@ -128,8 +137,20 @@ def print_front(store, *, dataset: str, sweep_id: str | None = None) -> list[dic
               f"{clip:>6} {r['rank']:>5} {r['lr']:>8.2g} {r['steps']:>6}")
     if not rows:
         print("  (no completed trial)")
+    _print_references(store, dataset=dataset, rows=rows)
     _print_coverage(store, dataset=dataset, sweep_id=sweep_id, composed=not release)
     return rows
+
+
+def _print_references(store, *, dataset: str, rows: list[dict]) -> None:
+    import pyarrow as pa
+
+    from dpsweep.results.references import read_references, reference_lines
+
+    if rows:
+        lines = reference_lines(read_references(store, dataset), pa.Table.from_pylist(rows), dataset=dataset,
+                                metric="weighted_f1", store_uri=store.uri)
+        print("\n".join(lines))
 
 
 def _print_coverage(store, *, dataset: str, sweep_id: str | None, composed: bool) -> None:
