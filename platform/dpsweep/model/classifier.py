@@ -76,7 +76,8 @@ class PooledClassifier(nn.Module):
 
     def enable_prefix_cache(self, sequences: list[list[int]], *, pad_id: int,
                             max_bytes: int = DEFAULT_MAX_CACHE_BYTES,
-                            states: dict[bytes, torch.Tensor] | None = None) -> str:
+                            states: dict[bytes, torch.Tensor] | None = None,
+                            public: list[list[int]] | None = None) -> str:
         """Cache the frozen layers' output for `sequences` (see dpsweep.model.prefix).
 
         Returns why it did not, or "" when the cache is on. Needs LoRA on top layers only
@@ -95,7 +96,7 @@ class PooledClassifier(nn.Module):
             return "LoRA adapts the lowest layer"
         if any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.backbone.modules()):
             return "backbone dropout is on"
-        size = estimated_bytes(sequences, self.backbone.config.hidden_size)
+        size = estimated_bytes(sequences + (public or []), self.backbone.config.hidden_size)
         if size > max_bytes:
             return f"the cache would take {size / 2**30:.1f} GiB (limit {max_bytes / 2**30:.1f} GiB)"
         prefix = install_prefix(self.backbone, first)
@@ -104,10 +105,13 @@ class PooledClassifier(nn.Module):
         cache = PrefixCache(prefix, first)
         if states:
             cache.states.update(states)
-        missing = [s for s in sequences if cache.key(torch.tensor(s)) not in cache.states]
         device = self.head.weight.device
-        fill_cache(cache, lambda ids, mask: self.backbone(input_ids=ids, attention_mask=mask), missing,
-                   pad_id=pad_id, device=device)
+        # Public reports (warm start) are batched apart from the private ones: batch padding
+        # changes float rounding, and a public report's states must not depend on private data.
+        for group in (public or [], sequences):
+            missing = [s for s in group if cache.key(torch.tensor(s)) not in cache.states]
+            fill_cache(cache, lambda ids, mask: self.backbone(input_ids=ids, attention_mask=mask), missing,
+                       pad_id=pad_id, device=device)
         self.prefix_cache = cache
         return ""
 

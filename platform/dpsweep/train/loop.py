@@ -12,7 +12,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -247,12 +247,13 @@ def cache_prefix(model, train: EncodedSplit, config: TrialConfig, *, log: Log, s
     if not caches_frozen_layers(config):
         return
     t0 = time.perf_counter()
-    sequences = train.input_ids + (public.input_ids if public is not None else [])
-    why_not = model.enable_prefix_cache(sequences, pad_id=train.pad_id, states=states)
+    public_ids = public.input_ids if public is not None else None
+    why_not = model.enable_prefix_cache(train.input_ids, pad_id=train.pad_id, states=states, public=public_ids)
     if why_not:
         log(f"frozen-layer cache off: {why_not}")
     else:
-        log(f"cached the {model.prefix_cache.first_adapted} frozen lower layers for {len(sequences)} reports "
+        n = len(train) + (len(public_ids) if public_ids else 0)
+        log(f"cached the {model.prefix_cache.first_adapted} frozen lower layers for {n} reports "
             f"in {time.perf_counter() - t0:.1f} s{' (shared by the sweep)' if states else ''}")
 
 
@@ -266,8 +267,12 @@ def compute_prefix_states(config: TrialConfig, corpus: Corpus) -> dict | None:
     if not caches_frozen_layers(config):
         return None
     model, tokenizer = trial_model(config, num_labels=len(corpus.label_names))
-    train = encode(corpus.train, tokenizer, max_length_tokens=config.max_length)
-    if model.enable_prefix_cache(train.input_ids, pad_id=train.pad_id):
+    sequences = encode(corpus.train, tokenizer, max_length_tokens=config.max_length).input_ids
+    public_ids = None
+    if config.public_path is not None:  # warm starts read the public reports: cache them too
+        public = load_public_corpus(config, label_names=corpus.label_names)
+        public_ids = encode_public(public, tokenizer, replace(config, public_warm_steps=1)).input_ids
+    if model.enable_prefix_cache(sequences, pad_id=tokenizer.pad_token_id, public=public_ids):
         return None
     return model.prefix_cache.states
 
