@@ -74,6 +74,9 @@ def _cmd_train(args) -> int:
 
         check_folder_target(Path(args.output_dir), force=args.force,
                             is_replaceable=lambda p: (p / METADATA_FILE).is_file())
+    from dpsweep.preflight import check_trial_model
+
+    check_trial_model(config)  # the model's config.json only: before any data or weights are read
     from dpsweep.devices import resolve_device
     from dpsweep.train import run_trial
 

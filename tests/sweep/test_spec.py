@@ -52,6 +52,7 @@ def test_shipped_spaces_validate(name):
     (dict(training={"max_length": 64}), "training.max_length", "dataset.max_length sets already; keep one"),
     (dict(training={"delta": 1e-6}), "training.delta", "privacy.delta sets already"),
     (dict(name="my sweep!"), "name", "letters, digits"),
+    (dict(store=["a", "b"]), "store", "one folder or URI"),
 ])
 def test_bad_spaces_name_file_field_and_fix(tmp_path, changes, field, fix):
     with pytest.raises(ConfigError) as err:

@@ -179,7 +179,13 @@ def spec_from_mapping(data: Any, *, source: str) -> SweepSpec:
     return SweepSpec(name=name, source=source, base=base, dataset_name=dataset_name, epsilons=epsilons,
                      params=params, trials_per_target=trials, sampler=sampler, seed=seed,
                      resources=_resources(err, data.get("resources", {})),
-                     store=str(data.get("store", "results/store")), tuning=tuning)
+                     store=_store(err, data.get("store", "results/store")), tuning=tuning)
+
+
+def _store(err: _Errors, store: Any) -> str:
+    if not isinstance(store, str) or not store.strip():
+        raise err("store", f"must be one folder or URI (a string), got {store!r}; e.g. store: results/store")
+    return store
 
 
 def _tuning(err: _Errors, raw: Any, *, sampler: str, params: tuple[Param, ...], trials_given: bool) -> Tuning | None:
