@@ -21,6 +21,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from dpsweep import __version__
 from dpsweep.console import json_safe, quiet_libraries
@@ -207,8 +208,15 @@ def _print_inspect(summary: dict) -> None:
 
 # ---- entry point ------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a refused command line is one line (the problem and where to look), not a usage page."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dpsweep",
         description="Differentially private LoRA fine-tuning of radiology report classifiers.",
         epilog="Start with `dpsweep data synth --format mimic-cxr --out data/synth-mimic` and "

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from dpsweep.errors import ConfigError
 from dpsweep.results import ResultStore
 from dpsweep.results.validate import check_id
+from dpsweep.settings import EPSILON_MAX
 from dpsweep.sweep.runner import default_sweep_id, epsilon_tag, resolve_sweep_id, trial_prefix
 from dpsweep.sweep.spec import spec_from_mapping
 from tests.sweep.conftest import tiny_space
@@ -44,7 +45,7 @@ def test_resume_without_any_sweep_says_what_to_do(tmp_path):
 # ---- trial ids: every ε a search space accepts gives an id the store accepts ---------------
 
 @settings(max_examples=300, deadline=None)
-@given(eps=st.floats(min_value=0, exclude_min=True, allow_nan=False, allow_infinity=True))
+@given(eps=st.floats(min_value=0, max_value=EPSILON_MAX, exclude_min=True) | st.just(math.inf))
 def test_every_accepted_epsilon_gives_a_valid_exact_trial_id(eps):
     spec = spec_from_mapping({"name": "t", "dataset": {"format": "mimic-cxr", "path": "d"},
                               "privacy": {"epsilons": [eps]}, "search": {"lr": 0.01}}, source="s.yaml")
@@ -56,7 +57,15 @@ def test_every_accepted_epsilon_gives_a_valid_exact_trial_id(eps):
 
 
 @pytest.mark.parametrize("eps,tag", [(8.0, "8"), (0.1, "0.1"), (math.inf, "inf"), (1e12, "1e12"),
-                                     (1e-5, "1e-05"), (1.0000001, "1.0000001"), (1.7976931348623157e308,
-                                                                                 "1.7976931348623157e308")])
+                                     (1e-5, "1e-05"), (1.0000001, "1.0000001"), (1e-300, "1e-300"),
+                                     (1.7976931348623157e308, "1.7976931348623157e308")])
 def test_epsilon_tags_stay_short_where_exact(eps, tag):
+    """Beyond the accepted range too (1e12 gave the id eps1e+12, which the store refuses)."""
     assert epsilon_tag(eps) == tag
+    check_id(f"eps{tag}-0-2f1ef_00002", what="trial_id")
+
+
+def test_epsilon_targets_above_the_maximum_are_refused():
+    with pytest.raises(ConfigError, match=r"privacy.epsilons: every finite target must be <= 100, got 1e\+12"):
+        spec_from_mapping({"name": "t", "dataset": {"format": "mimic-cxr", "path": "d"},
+                           "privacy": {"epsilons": [8, 1e12]}, "search": {"lr": 0.01}}, source="s.yaml")
