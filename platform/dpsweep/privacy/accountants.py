@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable
 from enum import Enum
 
+import numpy as np
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.analysis import gdp as gdp_analysis
 
@@ -130,15 +131,18 @@ def prv_or_refuse(compute: Callable[[], float], sigma: float, sample_rate: float
     At tiny σ (0.01) Opacus' PRV raises RuntimeError("Discrete mean differs significantly
     from continuous mean"): such a history spends far beyond any budget, and calibration
     treats PrvGridTooLarge as over budget. At tiny δ (1e-300) it raises ValueError
-    ("Floating point errors will dominate").
+    ("Floating point errors will dominate"). Its PRV overflows in `exp` where `np.where`
+    discards the result anyway: those RuntimeWarnings (site-packages paths and source lines
+    on the user's terminal) are silenced here.
     """
     try:
-        return compute()
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            return compute()
     except ValueError as exc:
         if "Floating point errors" not in str(exc):
             raise
         raise ConfigError("delta is too small for the PRV accountant (floating-point error would dominate "
-                          "its epsilon); pass a delta of 1e-12 or more (usual: below 1/n_train, e.g. 1e-5), "
+                          "its epsilon); pass a delta of 1e-10 or more (usual: below 1/n_train, e.g. 1e-5), "
                           "or accountant='rdp'") from None
     except RuntimeError as exc:
         if "Discrete mean" not in str(exc):

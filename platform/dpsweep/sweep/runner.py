@@ -119,7 +119,6 @@ def trial_prefix(eps: float, n_previous: int) -> str:
     return f"eps{epsilon_tag(eps)}-{n_previous}"
 
 
-
 def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address: str | None = None,
               runs_dir: str = "runs/sweeps", log=None) -> SweepOutcome:
     """Run every ε target of an inspected spec on Ray; returns counts and timings."""
