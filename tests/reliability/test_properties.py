@@ -48,10 +48,12 @@ CASES: Counter[str] = Counter()
 def _count_cases(request):
     """Print how many cases each property ran (the closing note reports them)."""
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     line = "property cases run: " + ", ".join(f"{k} {v}" for k, v in sorted(CASES.items()))
-    if reporter is not None:
-        reporter.write_line(f"\n{line} (total {sum(CASES.values())})")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\n{line} (total {sum(CASES.values())})")
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
