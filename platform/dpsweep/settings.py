@@ -47,6 +47,7 @@ Noise = Literal["secure", "reproducible"]
 Method = Literal["lora", "bitfit", "head", "linear"]
 
 SEED_MAX = 2**32 - 1  # numpy's seeding limit
+EPSILON_MAX = 100.0  # finite privacy budgets above this protect nothing and exhaust the accountants
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,10 @@ class TrialConfig:
     prefix_cache: bool = _s(True, "with lora_layers, compute the frozen lower layers once per trial",
                             column=False)
     # privacy: epsilon is the target budget; inf trains without DP
-    epsilon: float = _s(8.0, "privacy budget ε (a number, or inf for no DP)", section="privacy", low=0,
-                        low_open=True, allow_inf=True, column=False)
+    # The high bound keeps the accountants within memory: dp-accounting's PLD check needs
+    # about 1 GB at ε = 100 and runs out of memory beyond a few hundred (ε = 1e12: σ = 0.01)
+    epsilon: float = _s(8.0, "privacy budget ε (a number up to 100, or inf for no DP)", section="privacy",
+                        low=0, high=EPSILON_MAX, low_open=True, allow_inf=True, column=False)
     delta: float = _s(1e-5, "δ, below 1/n_train", section="privacy", low=0, high=1, low_open=True,
                       high_open=True, column=False)
     accountant: AccountantName = _s("prv", "privacy accountant", section="privacy", column=False)

@@ -41,11 +41,13 @@ def inspect_sweep(spec: SweepSpec) -> tuple[SweepSpec, SweepPlan]:
     become absolute, since Tune trials run in their own working directories.
     """
     from dpsweep.model import resolve_model_path
+    from dpsweep.preflight import check_trial_model
     from dpsweep.privacy import validate_privacy_args
     from dpsweep.train.loop import load_trial_corpus, training_units
 
     base = spec.base
     resolve_model_path(base.model)
+    check_trial_model(base, source=spec.source)  # config.json only: before the corpus is read
     if "://" not in base.data_path:
         base = base.override(data_path=str(Path(base.data_path).expanduser().resolve()))
     if base.public_path is not None and "://" not in base.public_path:
@@ -102,8 +104,21 @@ def resolve_sweep_id(spec: SweepSpec, store, *, dataset: str, name: str | None, 
     return sweep_id
 
 
-def _tag(eps: float) -> str:
-    return "inf" if math.isinf(eps) else f"{eps:g}"
+def epsilon_tag(eps: float) -> str:
+    """ε as it appears in trial ids and Tune folder names: exact, and valid under the store's id rule.
+
+    Short (`8`, `0.1`, `inf`) where `:g` is exact, else the shortest exact form; the exponent's
+    '+' (which the id rule refuses: `1e+12`) is dropped, so `float(epsilon_tag(e)) == e`.
+    """
+    if math.isinf(eps):
+        return "inf"
+    short = f"{eps:g}"
+    return (short if float(short) == eps else repr(eps)).replace("e+", "e")
+
+
+def trial_prefix(eps: float, n_previous: int) -> str:
+    """Start of the ids of one target's trials (Tune's trial id follows); distinct across resumed runs."""
+    return f"eps{epsilon_tag(eps)}-{n_previous}"
 
 
 def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address: str | None = None,
@@ -129,7 +144,7 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
         prefix_ref = _shared_prefix(spec, plan.corpus, log) if progress.total else None
         for eps in spec.epsilons:
             if todo[eps] <= 0:
-                log(f"ε={_tag(eps)}: all {wanted[eps]} trials already stored")
+                log(f"ε={epsilon_tag(eps)}: all {wanted[eps]} trials already stored")
                 continue
             _run_target(spec, plan, eps=eps, trials=todo[eps], sweep_id=sweep_id, store=store,
                         previous=[r for r in existing if r["epsilon_target"] == eps], runs_dir=runs,
@@ -154,7 +169,7 @@ def _trial_counts(spec: SweepSpec, existing: list[dict], log) -> dict[float, int
     for eps in spec.epsilons:
         stored = [r["tuning_trials"] for r in existing if r["epsilon_target"] == eps and r.get("tuning_trials")]
         counts[eps] = int(stored[0]) if stored else draw_trials(spec.tuning)
-        log(f"ε={_tag(eps)}: random stopping drew {counts[eps]} trial(s) ({spec.tuning.distribution}, mean "
+        log(f"ε={epsilon_tag(eps)}: random stopping drew {counts[eps]} trial(s) ({spec.tuning.distribution}, mean "
             f"{spec.tuning.mean_trials:g}){'; nothing will be released for this target' if not counts[eps] else ''}")
     return counts
 
@@ -168,7 +183,7 @@ def _release_best(spec: SweepSpec, store, dataset: str, sweep_id: str, log) -> N
         best = mark_released(store, [r for r in rows if r["epsilon_target"] == eps])
         if best is not None:
             release = best.get("epsilon_release")
-            log(f"ε={_tag(eps)}: released trial {best['trial_id']}"
+            log(f"ε={epsilon_tag(eps)}: released trial {best['trial_id']}"
                 + (f" (ε of the release, tuning included: {release:.4g})" if release is not None else ""))
 
 
@@ -311,14 +326,14 @@ def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sw
     from dpsweep.sweep.callbacks import StoreCallback
     from dpsweep.sweep.trainable import METRIC, sweep_trial
 
-    tag = _tag(eps)
+    tag = epsilon_tag(eps)
     target = next(t for t in plan.targets if t.epsilon == eps)
     params = target.params  # σ narrowed to the range useful for this budget
     base, row_extra = _target_base(spec, plan, eps, wanted)
     r = spec.resources
     resources = {"workers_per_trial": r.workers_per_trial, "cpus_per_worker": r.cpus_per_worker,
                  "gpus_per_worker": r.gpus_per_worker}
-    prefix = f"eps{tag}-{len(previous)}"  # distinct trial ids across resumed runs
+    prefix = trial_prefix(eps, len(previous))
     trainable = tune.with_parameters(sweep_trial, base=base, sweep_id=sweep_id, trial_prefix=prefix,
                                      dataset_name=plan.dataset, resources=resources, runs_dir=runs_dir,
                                      prefix_ref=prefix_ref, row_extra=row_extra)
@@ -342,7 +357,7 @@ def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sw
         trainable, param_space=tune_space(params),
         tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=search, num_samples=trials,
                                     max_concurrent_trials=r.max_concurrent_trials, reuse_actors=True),
-        run_config=tune.RunConfig(name=f"{sweep_id}-eps{tag}-{len(previous)}", storage_path=runs_dir,
+        run_config=tune.RunConfig(name=f"{sweep_id}-{prefix}", storage_path=runs_dir,
                                   callbacks=[callback], verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=0)))
     grid = tuner.fit()
