@@ -137,9 +137,9 @@ def test_full_batch_is_q_one(base):
 
 def test_ema_model_is_the_moving_average_of_the_iterates(base):
     """EMA is post-processing: the final weights are the average of the iterates the trainer took."""
+    from dpsweep.train.batches import encode
     from dpsweep.train.loop import load_trial_corpus, make_trainer, plan_trial
     from dpsweep.train.methods import build_trial_model, load_public_corpus
-    from dpsweep.train.batches import encode
 
     config = base.override(method="linear", epsilon=math.inf, ema=0.7, public_warm_steps=0)
     corpus = load_trial_corpus(config)
