@@ -178,6 +178,7 @@ def spec_from_mapping(data: Any, *, source: str) -> SweepSpec:
         base = TrialConfig.from_mapping(flat, source=source)
     except ConfigError as exc:
         raise ConfigError(str(exc)) from None
+    _check_searched_settings(err, base, params)
     trials = data.get("trials_per_target", 4)
     if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
         raise err("trials_per_target", f"must be an integer >= 1, got {trials!r}")
@@ -188,6 +189,16 @@ def spec_from_mapping(data: Any, *, source: str) -> SweepSpec:
                      params=params, trials_per_target=trials, sampler=sampler, seed=seed,
                      resources=_resources(err, data.get("resources", {})),
                      store=_store(err, data.get("store", "results/store")), tuning=tuning)
+
+
+def _check_searched_settings(err: _Errors, base: TrialConfig, params: tuple[Param, ...]) -> None:
+    """Every value a trial may draw must make a valid TrialConfig with the fixed settings."""
+    for p in params:
+        for value in p.values or ():
+            try:
+                base.override(source="search", **{p.key: value})
+            except ConfigError as exc:
+                raise err(f"search.{p.key}", f"value {value!r}: {exc}") from None
 
 
 def _store(err: _Errors, store: Any) -> str:
@@ -360,9 +371,12 @@ def _param(err: _Errors, where: str, key: str, spec: dict) -> Param:
 
 
 def _check_value(err: _Errors, where: str, key: str, value: Any) -> None:
-    """Every value a distribution can produce must be a valid TrialConfig value."""
+    """Every value a distribution can produce must be a valid value of its setting (rules across
+    settings are checked against the fixed ones in _check_searched_settings)."""
+    from dpsweep.settings import check_setting, coerce_setting
+
     try:
-        TrialConfig.from_mapping({key: value}, source=where)
+        check_setting(key, coerce_setting(key, value, source=where))
     except ConfigError as exc:
         raise err(where, f"value {value!r} is invalid ({str(exc).split(': ', 1)[-1]})") from None
 
