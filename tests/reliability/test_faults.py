@@ -44,6 +44,45 @@ def _rows(store: Path, sweep_id: str) -> list[dict]:
     return table.filter(pc.equal(table["sweep_id"], sweep_id)).to_pylist()
 
 
+# The driver's process tree, read from /proc independently of dpsweep's own lookup
+# (dpsweep.sweep.private_ray.session_pids), so a process that lookup misses is still seen.
+TREE = r"""
+import os
+
+def start_ticks(pid):
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
+
+def tree(root):
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                ppid = int(open(f"/proc/{name}/stat").read().rpartition(")")[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    found, todo = {}, [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            ticks = start_ticks(child)
+            if ticks is not None:
+                found[child] = ticks
+                todo.append(child)
+    return found
+"""
+_tree: dict = {}
+exec(TREE, _tree)
+
+
+def _still_running(snapshot: dict[int, int]) -> list[int]:
+    """PIDs of a snapshot still running (the same processes: same start time)."""
+    return [pid for pid, ticks in snapshot.items() if _tree["start_ticks"](pid) == ticks]
+
+
 def _one_line(err: str) -> str:
     """The error output's last line, checked to be dpsweep's and the only traceback-free one."""
     assert "Traceback" not in err, err[-3000:]
@@ -71,9 +110,9 @@ def space(tmp_path, synth_mimic, tiny_model_dir) -> Path:
     return path
 
 
-def _start(argv: list[str], *, code: str | None = None) -> subprocess.Popen:
+def _start(argv: list[str], *, code: str | None = None, **env: str) -> subprocess.Popen:
     prefix = [sys.executable, "-c", code, *argv] if code else [sys.executable, "-m", "dpsweep.cli", *argv]
-    return subprocess.Popen(prefix, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+    return subprocess.Popen(prefix, env={**os.environ, "PYTHONUNBUFFERED": "1", **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -101,6 +140,8 @@ def test_sigint_stops_the_sweep_says_how_to_resume_and_resume_finishes_it(space,
     proc = _start(["sweep", str(space), "--name", "int", "--runs-dir", runs])
     try:
         _wait_for_rows(proc, store, "int", 1)
+        tree = _tree["tree"](proc.pid)  # Ray's processes, agents included, and the trials'
+        assert tree, "no Ray process under the driver"
         proc.send_signal(signal.SIGINT)  # the driver only, as `kill -INT`; Ctrl-C in a shell is the same
         out, err = proc.communicate(timeout=SWEEP_TIMEOUT_S)
     finally:
@@ -113,8 +154,7 @@ def test_sigint_stops_the_sweep_says_how_to_resume_and_resume_finishes_it(space,
     assert line.startswith(f"dpsweep: interrupted: {len(before)} trial(s) of sweep int are stored in {store}")
     assert "Pareto front" not in out and "rows written" not in out  # nothing printed as if complete
     assert "Tuner.restore" not in err  # Tune's own (wrong) resume advice is not shown
-    session = ray_parent / f"d{proc.pid}"
-    assert private_ray.session_pids(session) == []  # the driver stopped its whole Ray, agents included
+    assert _still_running(tree) == []  # the driver stopped its whole Ray, agents included
     command = shlex.split(line.partition("resume with: ")[2])
     assert command[:2] == ["dpsweep", "sweep"] and command[-1] == "--resume"
     assert main(command[1:]) == 0
@@ -123,11 +163,13 @@ def test_sigint_stops_the_sweep_says_how_to_resume_and_resume_finishes_it(space,
 
 # The sweep driver, SIGKILLed by itself at the moment its first row's file is written and
 # fsynced but not yet published: the worst time for the driver to die.
-KILLED_AT_PUBLISH = r"""
-import os, signal, sys
+KILLED_AT_PUBLISH = TREE + r"""
+import json, signal, sys
 import dpsweep.results.store as store
 
 def die(tmp, final):
+    with open(os.environ["TREE_FILE"], "w") as f:
+        json.dump(tree(os.getpid()), f)  # what the driver leaves behind
     print("killed at publish", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -142,9 +184,14 @@ sys.exit(main(sys.argv[1:]))
 def test_sigkilled_driver_leaves_nothing_running_and_resume_publishes_its_finished_trial(
         space, tmp_path, ray_parent):
     store, runs = tmp_path / "store", str(tmp_path / "runs")
-    proc = _start(["sweep", str(space), "--name", "kill", "--runs-dir", runs], code=KILLED_AT_PUBLISH)
+    tree_file = tmp_path / "tree.json"
+    proc = _start(["sweep", str(space), "--name", "kill", "--runs-dir", runs], code=KILLED_AT_PUBLISH,
+                  TREE_FILE=str(tree_file))
     out, err = proc.communicate(timeout=SWEEP_TIMEOUT_S)
     assert proc.returncode == -signal.SIGKILL and "killed at publish" in out, err[-3000:]
+    tree = {int(pid): ticks for pid, ticks in json.loads(tree_file.read_text()).items()}
+    time.sleep(5)
+    assert _still_running(tree), "nothing outlived the killed driver: this test would prove nothing"
     session = ray_parent / f"d{proc.pid}"
     assert stat.S_IMODE(os.stat(ray_parent).st_mode) == 0o700  # Ray makes its own folder 0777: the parent is private
     assert stat.S_IMODE(os.stat(session / private_ray.TOKEN_FILE).st_mode) == 0o600
@@ -154,12 +201,35 @@ def test_sigkilled_driver_leaves_nothing_running_and_resume_publishes_its_finish
 
     code = main(["sweep", str(space), "--name", "kill", "--runs-dir", runs, "--resume"])
     assert code == 0
-    assert private_ray.session_pids(session) == [] and not session.exists()  # cleaned on the next start
+    assert _still_running(tree) == [] and not session.exists()  # cleaned on the next start
     rows = _rows(store, "kill")
     assert [r["trial_id"] for r in rows].count(stranded) == 1  # published once, not run again
     assert sorted(r["epsilon_target"] for r in rows) == [8, 8, math.inf, math.inf]
     assert len({r["trial_id"] for r in rows}) == 4
     assert not list((store / f"dataset={DATASET}").glob(".*.tmp"))
+
+
+def test_resume_publishes_only_the_resumed_sweeps_temp_files(tmp_path, capsys):
+    """A killed driver's finished row (a complete temp file) is published by --resume; another
+    sweep's young temp file is left to `dpsweep store repair` (its writer may be alive)."""
+    import shutil
+
+    from dpsweep.bench.store_load import load_row
+    from dpsweep.results import ResultStore
+    from dpsweep.sweep.commands import publish_unfinished_writes
+    from dpsweep.sweep.spec import spec_from_mapping
+    from tests.sweep.conftest import tiny_space
+
+    store = ResultStore(tmp_path / "store")
+    spec = spec_from_mapping(tiny_space(tmp_path, tmp_path, store=tmp_path / "store"), source="s.yaml")
+    partition = tmp_path / "store" / "dataset=load-test"
+    for sweep_id in ("tiny-20260101-000000", "tiny-2-20260101-000000"):
+        final = Path(store.append({**load_row(0, 0), "sweep_id": sweep_id}))
+        shutil.move(final, partition / f".{final.name}.{'a' * 32}.tmp")  # as a writer killed before publishing
+    publish_unfinished_writes(store, spec, name=None)
+    assert "published 1 finished row(s)" in capsys.readouterr().err
+    assert [r["sweep_id"] for r in store.read().to_pylist()] == ["tiny-20260101-000000"]
+    assert len(list(partition.glob(".tiny-2-*.tmp"))) == 1
 
 
 # A writer SIGKILLed between writing (fsynced) and publishing its row file.

@@ -28,8 +28,9 @@ from dpsweep.sweep.private_ray import (
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
 
-# Like Ray's dashboard agent: ignores SIGTERM, and carries the session's token path.
-AGENT = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(600)"
+# Like Ray's dashboard agent: ignores SIGTERM; holds its log file (argv[1]) open under the session.
+AGENT = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); log = open(sys.argv[1], 'a'); "
+         "print('up', flush=True); time.sleep(600)")
 
 
 @pytest.fixture
@@ -47,9 +48,16 @@ def _session(parent: Path, name: str, record: dict) -> Path:
     return folder
 
 
-def _agent(folder: Path) -> subprocess.Popen:
-    env = {**os.environ, "RAY_AUTH_TOKEN_PATH": str(folder / TOKEN_FILE)}
-    proc = subprocess.Popen([sys.executable, "-c", AGENT], env=env, stdout=subprocess.PIPE, text=True,
+def _agent(folder: Path, *, marked: bool) -> subprocess.Popen:
+    """A process of the session: with its token path in the environment (as gcs, raylet and
+    workers), or only a log file open under the folder (as Ray's agents, renamed and with a
+    filtered environment)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    if marked:
+        env["RAY_AUTH_TOKEN_PATH"] = str(folder / TOKEN_FILE)
+    log = folder / "logs" / "agent.log" if not marked else Path(os.devnull)
+    log.parent.mkdir(exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", AGENT, str(log)], env=env, stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
     assert proc.stdout.readline().strip() == "up"
     return proc
@@ -79,18 +87,21 @@ def test_cleanup_stops_a_dead_drivers_leftovers_and_spares_a_live_one(parent, ca
     stale = _session(parent, f"d{dead_pid}", {"pid": dead_pid, "start_ticks": 1})
     live = _session(parent, f"d{os.getpid()}",
                     {"pid": os.getpid(), "start_ticks": private_ray._start_ticks(os.getpid())})
-    leftover, running = _agent(stale), _agent(live)
+    leftovers = [_agent(stale, marked=True), _agent(stale, marked=False)]
+    running = _agent(live, marked=True)
     try:
-        assert session_pids(stale) == [leftover.pid] and session_pids(live) == [running.pid]
+        assert session_pids(stale) == sorted(p.pid for p in leftovers) and session_pids(live) == [running.pid]
         started = time.monotonic()
         cleaned = cleanup_stale_sessions(parent, grace_s=1.0)
-        assert [(c.session, c.stopped) for c in cleaned] == [(stale, 1)]
-        assert leftover.wait(timeout=30) == -signal.SIGKILL  # SIGTERM was ignored: SIGKILL after the grace
+        assert [(c.session, c.stopped) for c in cleaned] == [(stale, 2)]
+        for leftover in leftovers:  # SIGTERM was ignored: SIGKILL after the grace
+            assert leftover.wait(timeout=30) == -signal.SIGKILL
         assert time.monotonic() - started < 20
         assert not stale.exists() and live.is_dir() and running.poll() is None
         assert main(["ray", "cleanup"]) == 0  # the command: nothing stale is left
         assert "0 stale session(s) removed, 0 process(es) stopped" in capsys.readouterr().err
     finally:
-        for proc in (leftover, running):
+        for proc in (*leftovers, running):
             proc.kill()
             proc.wait()
+

@@ -4,8 +4,10 @@ Ray makes its temp dir world-writable (mode 0777, every time it starts), so a pr
 session lives one level down, in ``/tmp/dpsweep-ray-<uid>/d<driver pid>``, under a parent
 that is mode 0700 and ours. The session gets its own random token (mode 0600, in that
 folder; ``~/.ray`` is never touched): every Ray process of the session authenticates with
-it, and every one of them, Ray's agents included, carries its path in the environment
-variable ``RAY_AUTH_TOKEN_PATH``, which is how the session's processes are found again.
+it. The session's processes are found again by that token's path in their environment
+(``RAY_AUTH_TOKEN_PATH``), the folder on their command line, or, for Ray's agents (which
+get a filtered environment and rename themselves ``ray::DashboardAgent``), a file they
+hold open under the folder (their logs).
 
 A driver killed with SIGKILL cannot stop its Ray; Ray's dashboard and runtime-env agents
 then run on, parented to init. So every private start (and ``dpsweep ray cleanup``) first
@@ -87,7 +89,8 @@ def driver_alive(record: dict) -> bool:
 
 def session_pids(session: Path) -> list[int]:
     """Live processes of the session in ``session`` (this process excluded), found by the
-    token path in their environment or the folder on their command line."""
+    token path in their environment, the folder on their command line, or a file they hold
+    open under the folder."""
     marker = f"RAY_AUTH_TOKEN_PATH={session / TOKEN_FILE}".encode()
     folder = f"{session}/".encode()
     found = []
@@ -101,9 +104,22 @@ def session_pids(session: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:  # gone, or another user's
             continue
-        if (marker in environ or folder in cmdline) and _start_ticks(int(entry.name)) is not None:
+        if ((marker in environ or folder in cmdline or _holds_file_under(entry, str(session) + "/"))
+                and _start_ticks(int(entry.name)) is not None):
             found.append(int(entry.name))
     return sorted(found)
+
+
+def _holds_file_under(proc: Path, folder: str) -> bool:
+    try:
+        fds = list((proc / "fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).startswith(folder):
+                return True
+    return False
 
 
 def stop_processes(pids: list[int], *, grace_s: float = STOP_GRACE_S) -> int:
