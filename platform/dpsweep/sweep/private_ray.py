@@ -1,7 +1,7 @@
 """The private Ray a sweep driver starts: private folders, its own token, nothing left behind.
 
 Ray makes its temp dir world-writable (mode 0777, every time it starts), so a private
-session lives one level down, in ``/tmp/dpsweep-ray-<uid>/d<driver pid>``, under a parent
+session lives one level down, in ``/tmp/dpsweep-ray-<uid>/d<driver pid>-<n>``, under a parent
 that is mode 0700 and ours. The session gets its own random token (mode 0600, in that
 folder; ``~/.ray`` is never touched): every Ray process of the session authenticates with
 it. The session's processes are found again by that token's path in their environment
@@ -20,6 +20,7 @@ elsewhere nothing is found and nothing is stopped.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -38,10 +39,12 @@ PARENT_ENV = "DPSWEEP_PRIVATE_RAY_DIR"  # where private sessions live (default /
 DRIVER_FILE = "driver.json"
 TOKEN_FILE = "auth_token"
 STOP_GRACE_S = 10.0
-_SESSION = re.compile(r"d\d+")
+_SESSION = re.compile(r"d\d+(?:-\d+)?")
 _AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN")
 _PROC = Path("/proc")
 _NEW_S = 60.0
+_COUNTER = itertools.count(1)  # sessions of this process: d<pid>-1, d<pid>-2, ...
+_ACTIVE: set[Path] = set()  # this process's sessions not yet closed
 
 
 def private_parent() -> Path:
@@ -184,8 +187,10 @@ def private_session(log=None) -> Iterator[PrivateSession]:
     for item in cleanup_stale_sessions(parent):
         if log is not None and item.stopped:
             log(f"stopped {item.stopped} process(es) left by a killed sweep (Ray session {item.session})")
-    folder = parent / f"d{os.getpid()}"
+    _remove_own_closed_sessions(parent)
+    folder = parent / f"d{os.getpid()}-{next(_COUNTER)}"
     folder.mkdir(mode=0o700)
+    _ACTIVE.add(folder)
     (folder / DRIVER_FILE).write_text(json.dumps({"pid": os.getpid(), "start_ticks": _start_ticks(os.getpid())}))
     token = folder / TOKEN_FILE
     fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -198,6 +203,7 @@ def private_session(log=None) -> Iterator[PrivateSession]:
     try:
         yield PrivateSession(folder, token)
     finally:
+        _ACTIVE.discard(folder)
         stop_processes(session_pids(folder))
         for name, value in saved.items():
             if value is None:
@@ -205,6 +211,14 @@ def private_session(log=None) -> Iterator[PrivateSession]:
             else:
                 os.environ[name] = value
         _reload_ray_auth()
+
+
+def _remove_own_closed_sessions(parent: Path) -> None:
+    """Folders of this process's earlier, closed sessions (kept for their logs until now)."""
+    for session in parent.glob(f"d{os.getpid()}-*"):
+        if session not in _ACTIVE and _SESSION.fullmatch(session.name) and not session.is_symlink():
+            stop_processes(session_pids(session))
+            shutil.rmtree(session, ignore_errors=True)
 
 
 def _reload_ray_auth() -> None:
