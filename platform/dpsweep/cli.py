@@ -225,9 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_data(sub)
-    from dpsweep.sweep.commands import add_sweep_command
+    from dpsweep.sweep.commands import add_ray_command, add_sweep_command
 
     add_sweep_command(sub)
+    add_ray_command(sub)
     from dpsweep.export.commands import add_predict_command
 
     add_predict_command(sub)

@@ -27,7 +27,9 @@ def _row(sweep_id: str, minutes: int) -> dict:
 def test_resume_finds_the_latest_sweep_of_the_file(tmp_path):
     spec = spec_from_mapping(tiny_space(tmp_path, tmp_path, store=tmp_path / "s"), source="s.yaml")
     store = ResultStore(tmp_path / "s")
-    for sweep_id, minutes in (("tiny-20260101-000000", 0), ("tiny-20260101-010000", 60), ("other-x", 120)):
+    # "tiny-2-..." is another file's sweep whose name starts the same, and it is the latest
+    for sweep_id, minutes in (("tiny-20260101-000000", 0), ("tiny-20260101-010000", 60), ("other-x", 120),
+                              ("tiny-2-20260101-030000", 180), ("tiny-x", 240)):
         store.append(_row(sweep_id, minutes))
     assert resolve_sweep_id(spec, store, dataset="tiny-mimic", name=None, resume=True) == "tiny-20260101-010000"
     assert resolve_sweep_id(spec, store, dataset="tiny-mimic", name="other-x", resume=True) == "other-x"

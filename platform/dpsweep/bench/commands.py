@@ -45,6 +45,14 @@ def add_bench_command(sub) -> None:
     sweep.add_argument("--epsilons", type=float, nargs="+", default=None, help="ε targets to run (default: the file's)")
     sweep.add_argument("--out", help="write the JSON report here")
     sweep.set_defaults(func=_sweep)
+    load = bsub.add_parser("store-load", help="concurrent writers into one store while `pareto` queries it",
+                           description="WRITERS processes append ROWS rows each into a new store while another "
+                                       "process runs `dpsweep pareto` in a loop; prints rows lost, duplicated, "
+                                       "query failures and rows/s. Exit 0 only when nothing was lost.")
+    load.add_argument("--store", required=True, help="a new (empty) folder for the store")
+    load.add_argument("--writers", type=int, default=16)
+    load.add_argument("--rows", type=int, default=100, help="rows per writer")
+    load.set_defaults(func=_store_load)
 
 
 def _print(obj: dict) -> None:
@@ -117,3 +125,19 @@ def _sweep(args) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(json_safe(report), indent=1))
     return 0
+
+
+def _store_load(args) -> int:
+    from dpsweep.bench.store_load import report_json, run_store_load
+    from dpsweep.errors import UserInputError
+
+    if args.writers < 1 or args.rows < 1:
+        raise UserInputError(f"--writers and --rows must be >= 1, got {args.writers} and {args.rows}")
+    if Path(args.store).exists() and any(Path(args.store).iterdir()):
+        raise UserInputError(f"--store {args.store} is not empty; pass a new folder (the load counts every row)")
+    report = run_store_load(args.store, writers=args.writers, rows=args.rows)
+    print(report_json(report))
+    print(report.line())
+    ok = not (report.rows_lost or report.rows_duplicated or report.write_errors or report.query_failures)
+    return 0 if ok else 1
+

@@ -4,14 +4,22 @@ The results store is the sweep's source of truth. `--resume` reads the rows a sw
 already written, gives their (params, score) to a fresh Optuna sampler, and runs only
 the trials still missing, so an interrupted sweep continues without losing or
 duplicating rows (trials that were in flight when the driver died are run again).
+
+SIGINT (Ctrl-C) stops the sweep where it can stop cleanly: the trials in flight are
+stopped, the rows already written stay, and :class:`SweepInterrupted` tells the caller.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +30,13 @@ from dpsweep.sweep.plan import SweepPlan, plan_sweep
 from dpsweep.sweep.spec import Param, SweepSpec
 
 Log = Any
+
+
+class SweepInterrupted(Exception):
+    """SIGINT stopped the sweep; the rows written so far are in the store.
+
+    An Exception (not KeyboardInterrupt) so that Ray Tune, which it unwinds, stops its trials.
+    """
 
 
 @dataclass
@@ -75,8 +90,14 @@ def default_sweep_id(spec: SweepSpec) -> str:
     return f"{spec.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
 
 
-def stored_rows(store, *, dataset: str, sweep_id: str | None = None, prefix: str | None = None) -> list[dict]:
-    """Rows of one sweep (or of every sweep whose id starts with `prefix`) in the store."""
+def default_id_pattern(spec_name: str) -> re.Pattern[str]:
+    """Sweep ids `default_sweep_id` gives a spec: its name, '-', a UTC time (nothing else)."""
+    return re.compile(re.escape(spec_name) + r"-\d{8}-\d{6}")
+
+
+def stored_rows(store, *, dataset: str, sweep_id: str | None = None,
+                pattern: re.Pattern[str] | None = None) -> list[dict]:
+    """Rows of one sweep (or of every sweep whose id matches `pattern` in full) in the store."""
     import pyarrow.compute as pc
 
     if dataset not in store.datasets():
@@ -84,15 +105,14 @@ def stored_rows(store, *, dataset: str, sweep_id: str | None = None, prefix: str
     table = store.read(dataset)
     if sweep_id is not None:
         table = table.filter(pc.equal(table["sweep_id"], sweep_id))
-    elif prefix is not None:
-        table = table.filter(pc.starts_with(table["sweep_id"], prefix))
-    return table.to_pylist()
+    rows = table.to_pylist()
+    return [r for r in rows if pattern.fullmatch(r["sweep_id"])] if pattern is not None else rows
 
 
 def resolve_sweep_id(spec: SweepSpec, store, *, dataset: str, name: str | None, resume: bool) -> str:
     """The sweep_id: --name, or the spec name plus a UTC time; --resume finds the latest one."""
     if resume and name is None:
-        rows = stored_rows(store, dataset=dataset, prefix=f"{spec.name}-")
+        rows = stored_rows(store, dataset=dataset, pattern=default_id_pattern(spec.name))
         if not rows:
             raise ConfigError(f"--resume: no sweep of '{spec.name}' in store {store.uri} for dataset {dataset}; "
                               "run it without --resume first, or pass --name of the sweep to continue")
@@ -124,7 +144,6 @@ def trial_prefix(eps: float, n_previous: int) -> str:
 def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address: str | None = None,
               runs_dir: str = "runs/sweeps", log=None) -> SweepOutcome:
     """Run every ε target of an inspected spec on Ray; returns counts and timings."""
-    import ray
 
     from dpsweep.sweep.callbacks import SweepProgress
     from dpsweep.sweep.callbacks import log as default_log
@@ -138,22 +157,20 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
     if existing:
         log(f"resuming sweep {sweep_id}: {len(existing)} rows already stored, {progress.total} trials to run")
     runs = str(Path(runs_dir).resolve()) if "://" not in runs_dir else runs_dir
-    started_ray = _connect(address, spec, log)
-    try:
+    with _stop_on_sigint(progress, log), _ray_session(address, log):
         _check_capacity(spec, log)
         prefix_ref = _shared_prefix(spec, plan.corpus, log) if progress.total else None
         for eps in spec.epsilons:
+            _raise_if_interrupted(progress)
             if todo[eps] <= 0:
                 log(f"ε={epsilon_tag(eps)}: all {wanted[eps]} trials already stored")
                 continue
             _run_target(spec, plan, eps=eps, trials=todo[eps], sweep_id=sweep_id, store=store,
                         previous=[r for r in existing if r["epsilon_target"] == eps], runs_dir=runs,
                         progress=progress, log=log, prefix_ref=prefix_ref, wanted=wanted[eps])
+        _raise_if_interrupted(progress)
         if spec.tuning is not None:
             _release_best(spec, store, plan.dataset, sweep_id, log)
-    finally:
-        if started_ray:
-            ray.shutdown()
     written = len(stored_rows(store, dataset=plan.dataset, sweep_id=sweep_id)) - len(existing)
     return SweepOutcome(sweep_id, store.uri, plan.dataset, written, time.perf_counter() - started, progress)
 
@@ -223,13 +240,73 @@ def _shared_prefix(spec: SweepSpec, corpus, log):
     return ray.put(states)
 
 
-def _connect(address: str | None, spec: SweepSpec, log) -> bool:
-    """Join a cluster (--address, or RAY_ADDRESS under `ray job submit`) or start a local Ray."""
+def _raise_if_interrupted(progress) -> None:
+    if progress.interrupted:
+        raise SweepInterrupted("the sweep was interrupted (SIGINT)")
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(progress, log) -> Iterator[None]:
+    """The first SIGINT asks the sweep to stop (`progress.interrupted`, checked between Tune
+    steps and targets); a second one stops it at once (KeyboardInterrupt).
+
+    Tune's own handler is turned off: it would end the run as if it had finished.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ask_to_stop(_signum, _frame) -> None:
+        if progress.interrupted:
+            raise KeyboardInterrupt
+        progress.interrupted = True
+        log("interrupted: stopping the trials in flight (press Ctrl-C again to stop at once)")
+
+    previous_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    previous = signal.signal(signal.SIGINT, ask_to_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if previous_env is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env
+
+
+@contextlib.contextmanager
+def _ray_session(address: str | None, log) -> Iterator[None]:
+    """Ray for the sweep: the one already initialised, a cluster joined, or a private one
+    (see dpsweep.sweep.private_ray) stopped afterwards."""
     import ray
 
     if ray.is_initialized():
-        return False
+        yield
+        return
+    if address or os.environ.get("RAY_ADDRESS"):
+        _connect(address, log)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+        return
+    from dpsweep.sweep.private_ray import private_session
+
+    with private_session(log) as session:
+        _connect(None, log, temp_dir=str(session.folder))
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+
+def _connect(address: str | None, log, *, temp_dir: str | None = None) -> None:
+    """Join a cluster (--address, or RAY_ADDRESS under `ray job submit`) or start a local Ray
+    in `temp_dir` (a private session folder)."""
     import logging
+
+    import ray
 
     for name in ("ray.tune", "ray.train", "ray.air"):  # our callbacks print the progress that matters
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -249,12 +326,11 @@ def _connect(address: str | None, spec: SweepSpec, log) -> bool:
         temp_dir = os.environ.get("DPSWEEP_RAY_TMP") if target == "auto" else None
         ray.init(address=target, runtime_env=env, log_to_driver=_log_to_driver(),
                  **({"_temp_dir": temp_dir} if temp_dir else {}))
-        return True
+        return
     cpus = os.cpu_count() or 1
     log(f"starting a local Ray instance ({cpus} CPUs)")
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, runtime_env=env,
-             log_to_driver=_log_to_driver())
-    return True
+             log_to_driver=_log_to_driver(), _temp_dir=temp_dir)
 
 
 def _log_to_driver() -> bool:
@@ -360,7 +436,12 @@ def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sw
         run_config=tune.RunConfig(name=f"{sweep_id}-{prefix}", storage_path=runs_dir,
                                   callbacks=[callback], verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=0)))
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    except Exception:
+        _raise_if_interrupted(progress)  # Tune stopped because SIGINT asked it to
+        raise
+    _raise_if_interrupted(progress)
     _reconcile(grid, callback)
 
 
