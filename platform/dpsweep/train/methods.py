@@ -92,7 +92,8 @@ def warm_start(model, public, config: TrialConfig, *, device: str | torch.device
     """Train `model` without DP on the encoded public corpus for `public_warm_steps` steps.
 
     No ε: not one private report is involved. Batches of `batch_size` public reports (also
-    when the private training is full-batch), its own optimiser and schedule.
+    when the private training is full-batch; 1024 for the linear method, whose rows are
+    cheap), its own optimiser and schedule.
     """
     if public is None:
         return
@@ -100,7 +101,7 @@ def warm_start(model, public, config: TrialConfig, *, device: str | torch.device
     from dpsweep.train.plan import StepPlan
 
     t0 = time.perf_counter()
-    batch = min(len(public), config.batch_size)
+    batch = min(len(public), 1024 if config.method == "linear" else config.batch_size)
     warm = dataclasses.replace(config, epsilon=float("inf"), full_batch=False, batch_size=batch, ema=0.0)
     plan = StepPlan(sample_rate=batch / len(public), steps_per_epoch=-(-len(public) // batch),
                     steps=config.public_warm_steps, sigma=0.0, feasible=True)
