@@ -1,6 +1,7 @@
 """`make demo`: the quickstart sweep on the embedded model, then its Pareto front.
 
-Writes the synthetic MIMIC-CXR corpus (real on-disk layout) if it is absent, runs
+Writes the synthetic MIMIC-CXR corpus (real on-disk layout) and a public one of other
+synthetic studies (the warm start's, costing no ε) if they are absent, runs
 search_spaces/quickstart.yaml on a local Ray instance (three ε targets plus the
 non-private baseline, Optuna on Ray Tune), prints the Pareto front and writes the HTML
 report. Sized to finish in about five minutes on a 2-core laptop.
@@ -38,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         if not data.exists():
             print(f"[dpsweep] writing a synthetic MIMIC-CXR corpus of {args.n} studies to {data}", file=sys.stderr)
             write_synthetic(spec.base.dataset_format, data, n=args.n, seed=0)
+        public = Path(spec.base.public_path) if spec.base.public_path else None
+        if public is not None and not public.exists():  # other studies (seed 1): none of the private ones
+            print(f"[dpsweep] writing a public synthetic corpus of {args.n} other studies to {public}",
+                  file=sys.stderr)
+            write_synthetic(spec.base.public_format, public, n=args.n, seed=1)
         if args.store:
             from dataclasses import replace
 

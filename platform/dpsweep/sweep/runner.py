@@ -152,10 +152,14 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
     started = time.perf_counter()
     existing = stored_rows(store, dataset=plan.dataset, sweep_id=sweep_id)
     wanted = _trial_counts(spec, existing, log)
-    todo = {eps: wanted[eps] - sum(1 for r in existing if r["epsilon_target"] == eps) for eps in spec.epsilons}
+    # A failed trial (its worker or the cluster died) trained nothing that was kept: run it again.
+    done = [r for r in existing if r["status"] in ("completed", "infeasible")]
+    todo = {eps: wanted[eps] - sum(1 for r in done if r["epsilon_target"] == eps) for eps in spec.epsilons}
     progress = SweepProgress(total=sum(max(n, 0) for n in todo.values()))
     if existing:
-        log(f"resuming sweep {sweep_id}: {len(existing)} rows already stored, {progress.total} trials to run")
+        failed = len(existing) - len(done)
+        log(f"resuming sweep {sweep_id}: {len(existing)} rows already stored"
+            f"{f' ({failed} failed, run again)' if failed else ''}, {progress.total} trials to run")
     runs = str(Path(runs_dir).resolve()) if "://" not in runs_dir else runs_dir
     with _stop_on_sigint(progress, log), _ray_session(address, log):
         _check_capacity(spec, log)
