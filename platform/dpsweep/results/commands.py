@@ -47,7 +47,7 @@ from dpsweep.results.store import DEFAULT_STORE, ResultStore
 EXIT_OK, EXIT_BAD_INPUT, EXIT_NOTHING_FOUND = 0, 2, 5
 FRONT_OUTPUT_COLUMNS = (
     "epsilon", "epsilon_target", "weighted_f1", "macro_f1", "sigma", "clip", "sample_rate",
-    "steps", "delta", "accountant", "privacy_unit", "epsilon_patient", "epsilon_release", "rank", "lora_alpha", "lr", "batch_size", "epochs",
+    "steps", "delta", "accountant", "privacy_unit", "epsilon_patient", "epsilon_release", "method", "rank", "lora_alpha", "lr", "batch_size", "epochs",
     "max_length", "model", "trial_id", "sweep_id",
 )
 

@@ -36,7 +36,7 @@ from dpsweep.results.store import ResultStore
 NON_PRIVATE_LABEL = "non-private (ε = ∞)"
 NON_PRIVATE_TICK = "non-private"
 FRONT_COLUMNS = (("ε", "epsilon"), ("σ", "sigma"), ("C", "clip"), ("q", "sample_rate"),
-                 ("steps", "steps"), ("rank", "rank"), ("lr", "lr"), ("trial_id", "trial_id"))
+                 ("steps", "steps"), ("method", "method"), ("rank", "rank"), ("lr", "lr"), ("trial_id", "trial_id"))
 METRIC_WORDS = {
     "weighted_f1": "validation weighted F1, threshold 0.5",
     "macro_f1": "validation macro F1, threshold 0.5",
