@@ -26,8 +26,6 @@ from tests.cluster.test_local_sh import free_ports, local_sh, ray_executable, se
 from tests.reliability.test_faults import _rows, _still_running, _tree
 from tests.sweep.conftest import tiny_space
 
-pytestmark = [pytest.mark.ray, pytest.mark.ray_local, pytest.mark.cli_subprocess]
-
 # A 4-trial tiny sweep takes 1-3 min on a busy 2-core box; these find a hang without failing a slow one.
 SWEEP_TIMEOUT_S = 600
 SWEEP_ID = "headstop"
@@ -86,6 +84,9 @@ def _stop_head_after_first_row(proc: subprocess.Popen, env: dict, store: Path) -
     return tree
 
 
+@pytest.mark.ray
+@pytest.mark.ray_local
+@pytest.mark.cli_subprocess
 def test_stopped_head_gives_one_line_and_its_resume_command_finishes_the_sweep(
         head_env, tmp_path, synth_mimic, tiny_model_dir):
     env, temp_dir = head_env
@@ -127,3 +128,30 @@ def test_stopped_head_gives_one_line_and_its_resume_command_finishes_the_sweep(
     assert len({r["trial_id"] for r in rows}) == len(rows)  # no trial stored twice
     kept = {r["trial_id"]: r for r in rows}
     assert all(kept[r["trial_id"]] == r for r in before if r["status"] != "failed")  # not run again
+
+
+@pytest.mark.cli_subprocess
+def test_supervised_sweep_passes_its_own_exit_code_and_line_through(tmp_path):
+    """A child that ends through dpsweep's own paths (here bad input, before Ray) is not
+    reported as abnormal: its code and its one line, nothing added."""
+    proc = subprocess.run([sys.executable, "-m", "dpsweep.cli", "sweep", str(tmp_path / "missing.yaml"),
+                           "--address", "127.0.0.1:1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dpsweep: error:") and "abnormally" not in lines[0], lines
+
+
+def test_abnormal_end_line_says_the_cluster_is_gone_and_how_to_resume(tmp_path):
+    from dpsweep.sweep.supervise import abnormal_end_line
+
+    (port,) = free_ports(1)  # nothing listens there
+    state = {"sweep_id": "s1", "dataset": "tiny-mimic", "store": str(tmp_path / "store"),
+             "gcs_address": f"127.0.0.1:{port}"}
+    line = abnormal_end_line(-9, state, file="a b.yaml", address="auto", runs_dir="runs/sweeps")
+    assert line.startswith(f"dpsweep: error: the sweep's driver process ended abnormally (signal 9); the Ray "
+                           f"cluster at 127.0.0.1:{port} no longer answers"), line
+    assert line.endswith(f"once the cluster is back, resume with: dpsweep sweep 'a b.yaml' --store "
+                         f"{tmp_path / 'store'} --name s1 --runs-dir runs/sweeps --address auto --resume"), line
+    early = abnormal_end_line(1, {}, file="a.yaml", address="auto", runs_dir="runs")
+    assert early.endswith("(exit 1); the Ray cluster at auto may have stopped; the sweep had not started, "
+                          "nothing was stored; run the same command again"), early
