@@ -104,7 +104,6 @@ def test_stopped_head_gives_one_line_and_its_resume_command_finishes_the_sweep(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     before = _rows(store, SWEEP_ID)
-    Path(os.environ.get("DPSWEEP_TEST_ERR", os.devnull)).write_text(err)
     assert "Traceback" not in err, err[-3000:]
     line = [x for x in err.splitlines() if x.startswith("dpsweep")][-1]
     assert proc.returncode == 6, err[-3000:]
