@@ -10,6 +10,9 @@ Exit codes, the same for every command:
 - 3 infeasible: the trial cannot meet its privacy budget (nothing was trained);
 - 4 every trial of a sweep failed;
 - 5 nothing matched the query (`pareto`, `best`, `report`);
+- 6 `sweep --address`: the sweep's driver process ended abnormally, as Ray ends it when the
+  cluster it joined stops (one line: whether the cluster still answers, what is stored, the
+  resume command);
 - 130 interrupted (Ctrl-C).
 """
 
@@ -28,7 +31,7 @@ from dpsweep.console import json_safe, quiet_libraries
 from dpsweep.errors import UserInputError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INFEASIBLE = 0, 1, 2, 3
-EXIT_ALL_FAILED, EXIT_NOTHING_FOUND, EXIT_INTERRUPTED = 4, 5, 130
+EXIT_ALL_FAILED, EXIT_NOTHING_FOUND, EXIT_CLUSTER_LOST, EXIT_INTERRUPTED = 4, 5, 6, 130
 
 
 # ---- train ------------------------------------------------------------------------------

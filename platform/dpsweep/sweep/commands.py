@@ -3,7 +3,9 @@
 Exit codes (dpsweep's one scheme, see dpsweep.cli): 0 the sweep ran (or the dry run
 planned); 2 bad input (one line, before any data, model or Ray is touched), or rows the
 store could not take (saved in recovered-rows/ for `dpsweep store import-rows`); 4 every
-trial failed; 130 interrupted (SIGINT): one line says what is stored and how to resume.
+trial failed; 6 (with --address) the driver process ended abnormally, as Ray ends it when the
+cluster it joined stops: one line says what is stored and how to resume (dpsweep.sweep.supervise);
+130 interrupted (SIGINT): one line says what is stored and how to resume.
 
 `dpsweep ray cleanup` stops what private Ray sessions of killed sweeps left running.
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import shlex
 import sys
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_ALL_FAILED, EXIT_INTERRUPTED = 0, 2, 4, 130
@@ -25,7 +26,9 @@ def add_sweep_command(sub: argparse._SubParsersAction) -> None:
         description="Run the search space in FILE.yaml: for each ε target (and inf, the non-private "
                     "baseline) an Optuna search on Ray Tune; every trial becomes one row in the "
                     "results store; ends by printing the Pareto front. Exit 0 ok, 2 bad input, "
-                    "4 every trial failed, 130 interrupted (Ctrl-C; the line printed says how to resume).")
+                    "4 every trial failed, 6 (with --address) the driver ended abnormally, e.g. the Ray cluster "
+                    "stopped, 130 interrupted (Ctrl-C); for 6 and 130 the line printed says what is stored "
+                    "and how to resume.")
     p.add_argument("file", metavar="FILE.yaml", help="search space, e.g. search_spaces/quickstart.yaml")
     p.add_argument("--address", help="join a Ray cluster: 'auto' (the one `ray start` made) or HOST:PORT; "
                                      "default: start a local Ray and stop it afterwards")
@@ -60,7 +63,27 @@ def run_ray_cleanup(_args: argparse.Namespace) -> int:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
+    """With --address the sweep runs in a supervised child (see dpsweep.sweep.supervise)."""
+    from dpsweep.sweep import supervise
+
+    if args.address and not args.dry_run and supervise.child_folder() is None:
+        return supervise.run_supervised(sweep_argv(args), file=args.file, address=args.address,
+                                        runs_dir=args.runs_dir)
+    with supervise.exit_marker():
+        return _run_sweep(args)
+
+
+def sweep_argv(args: argparse.Namespace) -> list[str]:
+    """The `dpsweep` arguments that run this sweep again (every flag of add_sweep_command)."""
+    optional = {"--address": args.address, "--store": args.store, "--name": args.name}
+    return ["sweep", args.file, *[x for flag, value in optional.items() if value is not None for x in (flag, value)],
+            "--runs-dir", args.runs_dir, *(["--dry-run"] if args.dry_run else []),
+            *(["--resume"] if args.resume else [])]
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
     from dpsweep.results import ResultStore
+    from dpsweep.sweep import supervise
     from dpsweep.sweep.runner import SweepInterrupted, inspect_sweep, resolve_sweep_id, run_sweep
     from dpsweep.sweep.spec import load_spec
 
@@ -79,6 +102,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         publish_unfinished_writes(store, spec, name=args.name)
     sweep_id = resolve_sweep_id(spec, store, dataset=plan.dataset, name=args.name, resume=args.resume)
     print(f"sweep id {sweep_id}; rows go to {spec.store}", flush=True)
+    supervise.note(sweep_id=sweep_id, dataset=plan.dataset, store=spec.store)
     record_sweep_references(store, spec, plan)
     try:
         outcome = run_sweep(spec, plan, sweep_id=sweep_id, store=store, address=args.address,
@@ -134,12 +158,13 @@ def publish_unfinished_writes(store, spec, *, name: str | None) -> None:
 def _interrupted(args: argparse.Namespace, spec, store, *, dataset: str, sweep_id: str) -> int:
     """SIGINT: one line saying what is stored and the command that resumes the sweep."""
     from dpsweep.sweep.runner import stored_rows
+    from dpsweep.sweep.supervise import resume_command
 
     rows = stored_rows(store, dataset=dataset, sweep_id=sweep_id)
-    command = ["dpsweep", "sweep", args.file, "--store", spec.store, "--name", sweep_id,
-               "--runs-dir", args.runs_dir, *(["--address", args.address] if args.address else []), "--resume"]
+    command = resume_command(args.file, store=spec.store, sweep_id=sweep_id, runs_dir=args.runs_dir,
+                             address=args.address)
     print(f"dpsweep: interrupted: {len(rows)} trial(s) of sweep {sweep_id} are stored in {spec.store} "
-          f"(dataset {dataset}); resume with: {shlex.join(command)}", file=sys.stderr, flush=True)
+          f"(dataset {dataset}); resume with: {command}", file=sys.stderr, flush=True)
     return EXIT_INTERRUPTED
 
 

@@ -314,6 +314,9 @@ def _connect(address: str | None, log, *, temp_dir: str | None = None) -> None:
 
     for name in ("ray.tune", "ray.train", "ray.air"):  # our callbacks print the progress that matters
         logging.getLogger(name).setLevel(logging.WARNING)
+    controller = logging.getLogger("ray.tune.execution.tune_controller")
+    if not any(isinstance(f, _OneLineErrors) for f in controller.filters):
+        controller.addFilter(_OneLineErrors())
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -330,11 +333,26 @@ def _connect(address: str | None, log, *, temp_dir: str | None = None) -> None:
         temp_dir = os.environ.get("DPSWEEP_RAY_TMP") if target == "auto" else None
         ray.init(address=target, runtime_env=env, log_to_driver=_log_to_driver(),
                  **({"_temp_dir": temp_dir} if temp_dir else {}))
+        from dpsweep.sweep.supervise import note
+
+        note(gcs_address=ray.get_runtime_context().gcs_address)  # 'auto' resolved, for a supervising parent
         return
     cpus = os.cpu_count() or 1
     log(f"starting a local Ray instance ({cpus} CPUs)")
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, runtime_env=env,
              log_to_driver=_log_to_driver(), _temp_dir=temp_dir)
+
+
+class _OneLineErrors:
+    """Tune's "Trial task failed" as one line: its traceback (Ray internals, local paths) is
+    dropped; the error itself is in the trial's failed row (short_error) and Ray's logs."""
+
+    def filter(self, record) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(exc).__name__} (the trial's row holds the error)"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
 
 
 def _log_to_driver() -> bool:
