@@ -124,14 +124,17 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
     started_ray = _connect(address, spec, log)
     try:
         _check_capacity(spec, log)
-        prefix_ref = _shared_prefix(spec, plan.corpus, log) if progress.total else None
+        from dpsweep.distributed.shared import tokenize_and_share
+
+        shared = tokenize_and_share(spec.base, plan.corpus, log=log) if progress.total else None
+        prefix_ref = _shared_prefix(spec, shared.get(), log) if progress.total else None
         for eps in spec.epsilons:
             if todo[eps] <= 0:
                 log(f"ε={_tag(eps)}: all {wanted[eps]} trials already stored")
                 continue
             _run_target(spec, plan, eps=eps, trials=todo[eps], sweep_id=sweep_id, store=store,
                         previous=[r for r in existing if r["epsilon_target"] == eps], runs_dir=runs,
-                        progress=progress, log=log, prefix_ref=prefix_ref, wanted=wanted[eps])
+                        progress=progress, log=log, prefix_ref=prefix_ref, wanted=wanted[eps], shared=shared)
         if spec.tuning is not None:
             _release_best(spec, store, plan.dataset, sweep_id, log)
     finally:
@@ -301,7 +304,8 @@ def _target_base(spec: SweepSpec, plan: SweepPlan, eps: float, wanted: int) -> t
 
 
 def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sweep_id: str, store,
-                previous: list[dict], runs_dir: str, progress, log, prefix_ref=None, wanted: int = 0) -> None:
+                previous: list[dict], runs_dir: str, progress, log, prefix_ref=None, wanted: int = 0,
+                shared=None) -> None:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
@@ -319,7 +323,7 @@ def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sw
     prefix = f"eps{tag}-{len(previous)}"  # distinct trial ids across resumed runs
     trainable = tune.with_parameters(sweep_trial, base=base, sweep_id=sweep_id, trial_prefix=prefix,
                                      dataset_name=plan.dataset, resources=resources, runs_dir=runs_dir,
-                                     prefix_ref=prefix_ref, row_extra=row_extra)
+                                     prefix_ref=prefix_ref, row_extra=row_extra, shared=shared)
     if r.workers_per_trial == 1:
         trainable = tune.with_resources(trainable, {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker})
     else:  # the trial only drives a TorchTrainer; its workers hold the CPUs/GPUs

@@ -446,7 +446,7 @@ class NonPrivateTrainer(Trainer):
         self.train = train
         self.criterion = MultiLabelBCE("sum")
         self.collate = PadCollate(train.pad_id)
-        self.lengths = [len(ids) for ids in train.input_ids]
+        self.lengths = train.lengths()
 
     def _logical_steps(self) -> Iterator[float]:
         batches = _epoch_batches(np.random.default_rng(self.config.seed), n=len(self.train),
@@ -551,7 +551,7 @@ class PrivateTrainer(Trainer):
         if adapt_loader is not None:
             dp_loader = adapt_loader(dp_loader)
         self.n_units = len(data)
-        lengths = data.lengths() if self.per_patient else [len(ids) for ids in train.input_ids]
+        lengths = data.lengths() if self.per_patient else train.lengths()
         self.batches = length_sorted_memory_manager(
             dp_loader, max_physical_batch_size=config.physical_batch_size, optimizer=self.optimizer,
             lengths=lengths, collate_fn=collate)
