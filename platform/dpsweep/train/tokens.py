@@ -102,8 +102,14 @@ def tokenize_texts(texts: Sequence[str], tokenizer, *, max_length_tokens: int,
 
 def tokenizer_key(tokenizer) -> str:
     """A fingerprint of a tokenizer's vocabulary and rules: ids made by another one differ."""
+    import json
+
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    if backend is not None:  # truncation and padding are per-call settings the tokenizer's own call changes
+        rules = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+        text = json.dumps(rules, sort_keys=True)
+    else:
+        text = repr(sorted(tokenizer.get_vocab().items()))
     return hashlib.sha256(f"{type(tokenizer).__name__}\n{text}".encode()).hexdigest()[:16]
 
 
