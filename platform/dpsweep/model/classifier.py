@@ -17,12 +17,15 @@ from torch import nn
 from dpsweep.model.loading import DEFAULT_MODEL, load_backbone, load_tokenizer, resolve_model_path
 from dpsweep.model.lora import LoraSettings, apply_lora
 from dpsweep.model.prefix import (
-    DEFAULT_MAX_CACHE_BYTES,
+    MEMORY_BUDGET_BYTES,
     PrefixCache,
+    PrefixStates,
     estimated_bytes,
     fill_cache,
     first_adapted_layer,
     install_prefix,
+    layer_list,
+    sequence_key,
 )
 
 Pooling = Literal["mean", "cls", "last"]
@@ -70,34 +73,40 @@ class PooledClassifier(nn.Module):
                 cache.prefix.cached = None
         return self.head(pool(hidden, attention_mask, self.pooling))
 
-    def enable_prefix_cache(self, sequences: list[list[int]], *, pad_id: int,
-                            max_bytes: int = DEFAULT_MAX_CACHE_BYTES,
-                            states: dict[bytes, torch.Tensor] | None = None) -> str:
+    def enable_prefix_cache(self, sequences, *, pad_id: int, max_bytes: int = MEMORY_BUDGET_BYTES,
+                            states: PrefixStates | None = None, folder: str | None = None) -> str:
         """Cache the frozen layers' output for `sequences` (see dpsweep.model.prefix).
 
         Returns why it did not, or "" when the cache is on. Needs LoRA on top layers only
         and no dropout in the frozen layers (their output must be a fixed function).
         `states` are ones computed earlier for the same model and layers (a sweep computes
-        them once for all its trials); sequences they lack are computed here.
+        them once for all its trials); sequences they lack are computed here, in memory up
+        to `max_bytes` (fp16), else memory-mapped in `folder` (refused without one).
         """
         first = first_adapted_layer(self.backbone)
         if first is None or first < 1:
             return "LoRA adapts the lowest layer"
         if any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.backbone.modules()):
             return "backbone dropout is on"
-        size = estimated_bytes(sequences, self.backbone.config.hidden_size)
-        if size > max_bytes:
-            return f"the cache would take {size / 2**30:.1f} GiB (limit {max_bytes / 2**30:.1f} GiB)"
+        if layer_list(self.backbone) is None:
+            return f"no layer list found in model type {self.backbone.config.model_type!r}"
+        missing = [s for s in sequences if states is None or sequence_key(s) not in states]
+        size = estimated_bytes(missing, self.backbone.config.hidden_size)
+        if size > max_bytes and folder is None:
+            return (f"the cache would take {size / 2**30:.1f} GiB in fp16, above the in-memory budget of "
+                    f"{max_bytes / 2**30:.1f} GiB, and no folder was given to memory-map it")
         prefix = install_prefix(self.backbone, first)
         if prefix is None:
-            return f"no layer list found in model type {self.backbone.config.model_type!r}"
+            return "the layers are already cached"
         cache = PrefixCache(prefix, first)
-        if states:
-            cache.states.update(states)
-        missing = [s for s in sequences if PrefixCache.key(torch.tensor(s)) not in cache.states]
-        device = self.head.weight.device
-        fill_cache(cache, lambda ids, mask: self.backbone(input_ids=ids, attention_mask=mask), missing,
-                   pad_id=pad_id, device=device)
+        if states is not None:
+            cache.stores.append(states)
+        if missing:
+            store = PrefixStates.allocate(missing, self.backbone.config.hidden_size,
+                                          folder=folder if size > max_bytes else None)
+            fill_cache(cache, lambda ids, mask: self.backbone(input_ids=ids, attention_mask=mask), store,
+                       pad_id=pad_id, device=self.head.weight.device)
+            cache.stores.append(store)
         self.prefix_cache = cache
         return ""
 

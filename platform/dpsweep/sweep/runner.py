@@ -127,7 +127,8 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
         from dpsweep.distributed.shared import tokenize_and_share
 
         shared = tokenize_and_share(spec.base, plan.corpus, log=log) if progress.total else None
-        prefix_ref = _shared_prefix(spec, shared.get(), log) if progress.total else None
+        prefix_ref = (_shared_prefix(spec, shared.get(), log, runs_dir=runs, sweep_id=sweep_id)
+                      if progress.total else None)
         for eps in spec.epsilons:
             if todo[eps] <= 0:
                 log(f"ε={_tag(eps)}: all {wanted[eps]} trials already stored")
@@ -138,6 +139,10 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
         if spec.tuning is not None:
             _release_best(spec, store, plan.dataset, sweep_id, log)
     finally:
+        if "://" not in runs:
+            import shutil
+
+            shutil.rmtree(prefix_cache_folder(runs, sweep_id), ignore_errors=True)  # derived from reports
         if started_ray:
             ray.shutdown()
     written = len(stored_rows(store, dataset=plan.dataset, sweep_id=sweep_id)) - len(existing)
@@ -187,26 +192,34 @@ def _check_capacity(spec: SweepSpec, log) -> None:
             "autoscaler adds nodes. Lower resources.* in the search space if none will come")
 
 
-def _shared_prefix(spec: SweepSpec, corpus, log):
+def _shared_prefix(spec: SweepSpec, corpus, log, *, runs_dir: str, sweep_id: str):
     """Compute the frozen lower layers once for every trial of the sweep; an object-store ref.
 
     Only for one-worker trials with `lora_layers` (Ray Train workers compute their own).
-    The states stay in Ray's object store (shared memory; spilled to Ray's local temp dir only
-    under memory pressure), never in the results store or the run folders: they derive from reports.
+    States up to the in-memory budget go to Ray's object store (shared memory); larger ones
+    to a memory-mapped file in `<runs_dir>/prefix-cache/<sweep_id>` (owner-only, deleted when
+    the sweep ends; a local runs dir only, since other nodes cannot map the head's disk).
+    The log line says which path was taken and why. Never in the results store.
     """
-    if spec.resources.workers_per_trial != 1 or spec.base.lora_layers is None or not spec.base.prefix_cache:
-        return None
     import ray
 
-    from dpsweep.train.loop import compute_prefix_states, load_trial_corpus
+    from dpsweep.train.loop import compute_prefix_states
 
+    if spec.resources.workers_per_trial != 1 or spec.base.lora_layers is None or not spec.base.prefix_cache:
+        return None
     t0 = time.perf_counter()
-    states = compute_prefix_states(spec.base, corpus if corpus is not None else load_trial_corpus(spec.base))
+    folder = None if "://" in runs_dir else str(prefix_cache_folder(runs_dir, sweep_id))
+    states, how = compute_prefix_states(spec.base, corpus, folder=folder)
     if states is None:
+        log(f"frozen-layer cache for the sweep {how}; each trial runs every layer")
         return None
     log(f"computed the frozen lower layers once for all trials ({len(states)} reports, "
-        f"{time.perf_counter() - t0:.1f} s)")
+        f"{time.perf_counter() - t0:.1f} s): {how}")
     return ray.put(states)
+
+
+def prefix_cache_folder(runs_dir: str, sweep_id: str) -> Path:
+    return Path(runs_dir) / "prefix-cache" / sweep_id
 
 
 def _connect(address: str | None, spec: SweepSpec, log) -> bool:

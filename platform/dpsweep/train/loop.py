@@ -235,33 +235,49 @@ def evaluate_trial(model, tokenizer, config: TrialConfig, corpus: Corpus, plan: 
     return result
 
 
-def cache_prefix(model, train: EncodedSplit, config: TrialConfig, *, log: Log, states: dict | None = None) -> None:
-    """Compute the frozen lower layers once for the training reports (dpsweep.model.prefix)."""
+def cache_prefix(model, train: EncodedSplit, config: TrialConfig, *, log: Log, states=None) -> None:
+    """Compute the frozen lower layers once for the training reports (dpsweep.model.prefix).
+
+    `states`: a sweep's shared `PrefixStates` (in memory, or memory-mapped in its run folder).
+    """
     if not config.prefix_cache or config.lora_layers is None:
         return
     t0 = time.perf_counter()
     why_not = model.enable_prefix_cache(train.input_ids, pad_id=train.pad_id, states=states)
     if why_not:
         log(f"frozen-layer cache off: {why_not}")
-    else:
-        log(f"cached the {model.prefix_cache.first_adapted} frozen lower layers for {len(train)} reports "
-            f"in {time.perf_counter() - t0:.1f} s{' (shared by the sweep)' if states else ''}")
+        return
+    cache = model.prefix_cache
+    shared = states is not None and cache.states is states
+    where = ("shared by the sweep, " + (f"memory-mapped at {states.path}" if states.path else "in memory")
+             if shared else "computed by this trial, in memory")
+    log(f"cached the {cache.first_adapted} frozen lower layers for {len(train)} reports in "
+        f"{time.perf_counter() - t0:.1f} s ({where}, fp16)")
 
 
-def compute_prefix_states(config: TrialConfig, corpus: Corpus) -> dict | None:
+def compute_prefix_states(config: TrialConfig, corpus: Corpus, *, folder: str | None = None):
     """Frozen-layer outputs of the training reports, to share across a sweep's trials.
 
     Valid for every trial that differs only in what LoRA rank, lr, clip, σ, batch or
-    epochs it uses: the frozen layers and the tokens are the same. None when the config
-    does not cache (no lora_layers, cache off, or too large).
+    epochs it uses: the frozen layers and the tokens are the same. Returns
+    (PrefixStates or None, what was done or why not, for the sweep's log): in memory up to
+    `dpsweep.model.prefix.MEMORY_BUDGET_BYTES`, else memory-mapped in `folder` (when given).
     """
+    from dpsweep.model.prefix import MEMORY_BUDGET_BYTES, estimated_bytes
+
     if not config.prefix_cache or config.lora_layers is None:
-        return None
+        return None, "off: the config caches nothing (prefix_cache off or no lora_layers)"
     model, tokenizer = trial_model(config, num_labels=len(corpus.label_names))
     train = encode(corpus.train, tokenizer, max_length_tokens=config.max_length)
-    if model.enable_prefix_cache(train.input_ids, pad_id=train.pad_id):
-        return None
-    return model.prefix_cache.states
+    size = estimated_bytes(train.input_ids, model.backbone.config.hidden_size)
+    why_not = model.enable_prefix_cache(train.input_ids, pad_id=train.pad_id, folder=folder)
+    if why_not:
+        return None, f"off: {why_not}"
+    states = model.prefix_cache.states
+    budget = f"{size / 2**30:.2f} GiB fp16, in-memory budget {MEMORY_BUDGET_BYTES / 2**30:.0f} GiB"
+    where = (f"memory-mapped at {states.path} ({budget})" if states.path
+             else f"in memory, shared through Ray's object store ({budget})")
+    return states, where
 
 
 def _fmt_eps(eps: float) -> str:
