@@ -105,8 +105,12 @@ def _tag(eps: float) -> str:
 
 
 def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address: str | None = None,
-              runs_dir: str = "runs/sweeps", log=None) -> SweepOutcome:
-    """Run every ε target of an inspected spec on Ray; returns counts and timings."""
+              runs_dir: str = "runs/sweeps", log=None, runs_dir_shared: bool = False) -> SweepOutcome:
+    """Run every ε target of an inspected spec on Ray; returns counts and timings.
+
+    On a cluster of several nodes `runs_dir` must be shared storage (see sweep/storage.py);
+    `runs_dir_shared` declares a local path to be a mount every node shares.
+    """
     import ray
 
     from dpsweep.sweep.callbacks import SweepProgress
@@ -123,6 +127,9 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
     runs = str(Path(runs_dir).resolve()) if "://" not in runs_dir else runs_dir
     started_ray = _connect(address, spec, log)
     try:
+        from dpsweep.sweep.storage import alive_nodes, check_runs_dir, declared_shared
+
+        check_runs_dir(runs_dir, nodes=alive_nodes(), shared=declared_shared(runs_dir_shared))  # before any trial
         _check_capacity(spec, log)
         from dpsweep.distributed.shared import tokenize_and_share
 
