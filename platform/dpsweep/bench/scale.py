@@ -23,6 +23,7 @@ folder), then, in a fresh process (so peak memory is this size's alone):
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import resource
 import time
@@ -34,6 +35,11 @@ DEFAULT_SIZES = (10_000, 50_000, 227_827)
 TRIAL = dict(dataset_format="mimic-cxr", max_length=128, batch_size=256, physical_batch_size=64, rank=4,
              lora_layers=1, prefix_cache=False, epsilon=8.0, sigma=1.0, lr=1e-2, head_lr=0.3, seed=0,
              eval_batch_size=256)
+
+
+def delta_for(n_train: int) -> float:
+    """A power of ten at most 1/(10 n): δ must stay below 1/n (1e-5 at 10k reports, 1e-7 at 205k)."""
+    return 10.0 ** -math.ceil(math.log10(10 * n_train))
 
 
 def _peak_rss_gb() -> float:
@@ -62,6 +68,7 @@ def measure_size(folder: str, *, studies: int, max_steps: int, cache_sample: int
     t0 = time.perf_counter()
     corpus = load_trial_corpus(config)
     read_seconds = time.perf_counter() - t0
+    config = config.override(delta=delta_for(len(corpus.train)))
     tokenizer = load_tokenizer(resolve_model_path(config.model))
     t1 = time.perf_counter()
     tokens = tokenize_corpus(corpus, tokenizer, max_length_tokens=config.max_length)
