@@ -103,6 +103,21 @@ def test_shared_states_are_reused_and_missing_ones_computed():
     torch.testing.assert_close(second(ids, mask), plain(ids, mask), **LOGITS_TOL)
 
 
+def test_shared_states_of_another_depth_are_not_used():
+    """States taken at another depth (another lora_layers) are another function of the tokens:
+    a model must recompute its own, not reuse them."""
+    ids, mask, sequences = _batch()
+    one = _model(top_layers=1)
+    one.enable_prefix_cache(sequences, pad_id=0)
+    states = one.prefix_cache.states
+    states.depth += 1  # as if taken one layer deeper
+    plain = _model(top_layers=1)
+    reused = copy.deepcopy(plain)
+    assert reused.enable_prefix_cache(sequences, pad_id=0, states=states) == ""
+    assert states not in reused.prefix_cache.stores and len(reused.prefix_cache) == len(sequences)
+    torch.testing.assert_close(reused(ids, mask), plain(ids, mask), **LOGITS_TOL)
+
+
 def test_states_pickle_compactly_and_a_mapped_store_as_its_path(tmp_path):
     """In memory: one fp16 array (no per-report copies of a batch); memory-mapped: only the path
     crosses processes, and the mapped states equal the in-memory ones."""

@@ -79,8 +79,9 @@ class PooledClassifier(nn.Module):
 
         Returns why it did not, or "" when the cache is on. Needs LoRA on top layers only
         and no dropout in the frozen layers (their output must be a fixed function).
-        `states` are ones computed earlier for the same model and layers (a sweep computes
-        them once for all its trials); sequences they lack are computed here, in memory up
+        `states` are ones computed earlier for the same model (a sweep computes them once for
+        all its trials), used only when taken at this model's depth (its first adapted layer);
+        sequences they lack are computed here, in memory up
         to `max_bytes` (fp16), else memory-mapped in `folder` (refused without one).
         """
         first = first_adapted_layer(self.backbone)
@@ -90,6 +91,8 @@ class PooledClassifier(nn.Module):
             return "backbone dropout is on"
         if layer_list(self.backbone) is None:
             return f"no layer list found in model type {self.backbone.config.model_type!r}"
+        if states is not None and states.depth != first:
+            states = None  # another lora_layers: the frozen prefix is another function of the tokens
         missing = [s for s in sequences if states is None or sequence_key(s) not in states]
         size = estimated_bytes(missing, self.backbone.config.hidden_size)
         if size > max_bytes and folder is None:
@@ -102,7 +105,7 @@ class PooledClassifier(nn.Module):
         if states is not None:
             cache.stores.append(states)
         if missing:
-            store = PrefixStates.allocate(missing, self.backbone.config.hidden_size,
+            store = PrefixStates.allocate(missing, self.backbone.config.hidden_size, depth=first,
                                           folder=folder if size > max_bytes else None)
             fill_cache(cache, lambda ids, mask: self.backbone(input_ids=ids, attention_mask=mask), store,
                        pad_id=pad_id, device=self.head.weight.device)

@@ -70,29 +70,31 @@ def sequence_key(ids) -> bytes:
 class PrefixStates:
     """Frozen-prefix states of a fixed list of sequences: one fp16 [tokens, hidden] array.
 
-    Row i's states are `data[offsets[i]:offsets[i + 1]]`. `data` is in memory or a
-    read-only memory-mapped file (`path`); pickling a mapped store sends only its path, so
-    every trial on the node maps the same file instead of holding a copy.
+    Row i's states are `data[offsets[i]:offsets[i + 1]]`, the output of layers 0..depth-1.
+    `data` is in memory or a read-only memory-mapped file (`path`); pickling a mapped store
+    sends only its path, so every trial on the node maps the same file instead of a copy.
     """
 
-    def __init__(self, sequences: Sequence, data: np.ndarray, offsets: np.ndarray, path: str | None = None):
-        self.sequences, self.data, self.offsets, self.path = sequences, data, offsets, path
+    def __init__(self, sequences: Sequence, data: np.ndarray, offsets: np.ndarray, *, depth: int,
+                 path: str | None = None):
+        self.sequences, self.data, self.offsets, self.depth, self.path = sequences, data, offsets, depth, path
         self._index: dict[bytes, int] | None = None
 
     @classmethod
-    def allocate(cls, sequences: Sequence, hidden_size: int, *, folder: str | Path | None = None) -> PrefixStates:
+    def allocate(cls, sequences: Sequence, hidden_size: int, *, depth: int,
+                 folder: str | Path | None = None) -> PrefixStates:
         lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
         offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         shape = (int(offsets[-1]), hidden_size)
         if folder is None:
-            return cls(sequences, np.zeros(shape, dtype=STATE_DTYPE), offsets)
+            return cls(sequences, np.zeros(shape, dtype=STATE_DTYPE), offsets, depth=depth)
         Path(folder).mkdir(parents=True, exist_ok=True)
         path = str(Path(folder) / f"prefix-states-{uuid.uuid4().hex[:12]}.f16")
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)  # derived from reports: owner only
         os.close(fd)
         data = np.memmap(path, dtype=STATE_DTYPE, mode="w+", shape=shape)
-        return cls(sequences, data, offsets, path=path)
+        return cls(sequences, data, offsets, depth=depth, path=path)
 
     @staticmethod
     def nbytes_for(sequences: Sequence, hidden_size: int) -> int:
