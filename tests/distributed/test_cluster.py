@@ -78,7 +78,7 @@ def test_two_nodes_share_the_tokens_and_read_the_ledger_back_from_a_declared_sha
                              max_length_tokens=config.max_length)
     shutil.rmtree(data)  # neither node may read the corpus again
     run = run_on_workers(config, num_workers=2, cpus_per_worker=1, storage_path=runs, name="shared",
-                         checkpoint_every_steps=2, log=quiet, shared=share_corpus(tokens))
+                         checkpoint_every_steps=2, log=quiet, shared=share_corpus(tokens, model=config.model))
     assert run.trial.status == "completed" and len({r.node_id for r in run.ranks}) == 2
     latest = sorted(p.parent for p in Path(runs, "shared").glob("checkpoint_*/*.json"))[-1]
     saved = read_checkpoint(Checkpoint.from_directory(str(latest)), config=config, where=str(latest))

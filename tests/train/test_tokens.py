@@ -68,3 +68,17 @@ def test_trial_on_the_tokenized_corpus_equals_the_trial_on_the_texts(synth_mimic
     b = run_trial(config, corpus=tokens, log=lambda _m: None)
     assert a.ledger == b.ledger and a.val.per_label_f1 == b.val.per_label_f1
     assert a.test.per_label_f1 == b.test.per_label_f1 and not math.isinf(b.ledger.epsilon)
+
+
+class _Featuriser:
+    """A tokenizer-like object that ignores truncation (as the linear method's n-gram vocabulary does)."""
+
+    pad_token_id = 0
+
+    def __call__(self, texts, **_ignored):
+        return {"input_ids": [list(range(1, 2 + len(t))) for t in texts]}
+
+
+def test_tokenizer_like_objects_that_do_not_truncate_keep_every_id():
+    got = tokenize_texts(TEXTS, _Featuriser(), max_length_tokens=4, chunk_size=2)
+    assert [len(row) for row in got] == [1 + len(t) for t in TEXTS] and got[2].tolist()[-1] == 1 + len(TEXTS[2])

@@ -91,7 +91,7 @@ def run_on_workers(
                        gpus_per_worker=gpus_per_worker, max_failures=max_failures,
                        checkpoint_every_steps=checkpoint_every_steps)
     resolve_model_path(config.model)  # a wrong model folder fails before any worker starts
-    corpus = shared.get(log=log) if shared is not None else load_trial_corpus(config)
+    corpus = shared.get(config, log=log) if shared is not None else load_trial_corpus(config)
     plan = plan_trial(config, corpus)
     if not plan.feasible:
         log(f"infeasible: {plan.reason}")

@@ -63,7 +63,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     if saved is not None and saved.outcome is not None:  # finished before a restart: same outcome
         _report_outcome(saved.outcome, rank.world)
         return
-    corpus = job.shared.get() if job.shared is not None else None
+    corpus = job.shared.get(job.config) if job.shared is not None else None
     result = run_trial(job.config, corpus=corpus, plan=job.plan, ranks=rank, output_dir=job.output_dir,
                        replace_output=True)
     if result is not None:

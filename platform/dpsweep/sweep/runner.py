@@ -133,7 +133,8 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
         _check_capacity(spec, log)
         from dpsweep.distributed.shared import tokenize_and_share
 
-        shared = tokenize_and_share(spec.base, plan.corpus, log=log) if progress.total else None
+        shared = (tokenize_and_share(spec.base, plan.corpus, log=log, keep_texts=_trials_may_need_texts(spec))
+                  if progress.total else None)
         prefix_ref = (_shared_prefix(spec, shared.get(), log, runs_dir=runs, sweep_id=sweep_id)
                       if progress.total else None)
         for eps in spec.epsilons:
@@ -154,6 +155,12 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
             ray.shutdown()
     written = len(stored_rows(store, dataset=plan.dataset, sweep_id=sweep_id)) - len(existing)
     return SweepOutcome(sweep_id, store.uri, plan.dataset, written, time.perf_counter() - started, progress)
+
+
+def _trials_may_need_texts(spec: SweepSpec) -> bool:
+    """Whether some trial may tokenise otherwise than the base config (then the texts are shared too)."""
+    searched = {p.key for p in spec.params}
+    return getattr(spec.base, "method", "lora") == "linear" or bool(searched & {"model", "max_length", "method"})
 
 
 def _trial_counts(spec: SweepSpec, existing: list[dict], log) -> dict[float, int]:

@@ -66,7 +66,7 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
         # The GPU (or share of one) Ray assigned this trial is the one torch sees as cuda:0
         device = "cuda:0" if resources["gpus_per_worker"] > 0 else "cpu"
         # tune.with_parameters hands object-store refs over already resolved
-        corpus = shared.get(log=log_stderr) if shared is not None else None
+        corpus = shared.get(config, log=log_stderr) if shared is not None else None
         result = run_trial(config, corpus=corpus, prefix_states=prefix_ref, device=device, output_dir=model_dir,
                            replace_output=True)  # a trial id is new; a retried trial rewrites its own
     if dataset_name:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -78,26 +79,25 @@ def tokenize_texts(texts: Sequence[str], tokenizer, *, max_length_tokens: int,
     """Token ids of `texts` as `tokenizer(texts, truncation=True, max_length=...)` gives them.
 
     Fast tokenizers are called on chunks through their Rust backend (both cores, no
-    offsets), and each chunk's ids go straight into one preallocated int32 buffer, so
-    the peak stays near the size of the result. Slow tokenizers are called per chunk.
+    offsets); each chunk's ids become one int32 array at once, so the peak stays near the
+    size of the result. Other tokenizers (and tokenizer-like featurisers) are called per chunk.
     """
-    n = len(texts)
-    buffer = np.empty(n * max_length_tokens, dtype=np.int32)  # the most truncation allows
-    offsets = np.zeros(n + 1, dtype=np.int64)
     fast = _fast_backend(tokenizer, max_length_tokens)
     encode_batch = getattr(fast, "encode_batch_fast", None) or getattr(fast, "encode_batch", None)
-    for start in range(0, n, chunk_size):
+    flats, lengths = [], []
+    for start in range(0, len(texts), chunk_size):
         chunk = list(texts[start : start + chunk_size])
         if fast is not None:
             rows = [e.ids for e in encode_batch(chunk, add_special_tokens=True)]
         else:
             rows = tokenizer(chunk, truncation=True, max_length=max_length_tokens)["input_ids"]
-        at = int(offsets[start])
-        for j, row in enumerate(rows):
-            offsets[start + j + 1] = at + len(row)
-            buffer[at : at + len(row)] = row
-            at += len(row)
-    return TokenArrays(buffer[: offsets[-1]].copy(), offsets)
+        sizes = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        flats.append(np.fromiter(chain.from_iterable(rows), dtype=np.int32, count=int(sizes.sum())))
+        lengths.append(sizes)
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    if lengths:
+        np.cumsum(np.concatenate(lengths), out=offsets[1:])
+    return TokenArrays(np.concatenate(flats) if flats else np.zeros(0, dtype=np.int32), offsets)
 
 
 def tokenizer_key(tokenizer) -> str:
