@@ -12,10 +12,11 @@
 #   cluster/local.sh stop      stop THIS session's Ray processes and remove its stale files
 #
 # Settings (environment variables):
-#   DPSWEEP_RAY_TMP             Ray temp dir, default /tmp/dpsweep-ray. Keep it short: Ray puts
-#                               Unix sockets under it and socket paths must stay < 108 bytes.
+#   DPSWEEP_RAY_TMP             Ray temp dir, default /tmp/dpsweep-ray-<uid>/head. Keep it short: Ray
+#                               puts Unix sockets under it and socket paths must stay < 108 bytes.
 #                               Logs (including worker stdout) land under it: keep it on a local,
-#                               non-shared disk.
+#                               non-shared disk. Ray makes this folder 0777 each time it starts, so
+#                               its parent must be yours and 0700 (created so when missing).
 #   DPSWEEP_RAY_NUM_CPUS        CPUs to offer, default: all (nproc)
 #   DPSWEEP_RAY_AUTH            token (default) or disabled. With token, every client needs
 #                               `export RAY_AUTH_MODE=token` and the token (default file
@@ -39,7 +40,7 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TMP_DIR="${DPSWEEP_RAY_TMP:-/tmp/dpsweep-ray}"
+TMP_DIR="${DPSWEEP_RAY_TMP:-/tmp/dpsweep-ray-$(id -u)/head}"
 TMP_DIR="${TMP_DIR%/}"
 NUM_CPUS="${DPSWEEP_RAY_NUM_CPUS:-$(nproc)}"
 AUTH="${DPSWEEP_RAY_AUTH:-token}"
@@ -125,6 +126,23 @@ terminate() {  # terminate PIDS..., escalating to SIGKILL after a share of the g
     kill -KILL "${alive[@]}" 2>/dev/null || true
 }
 
+# Ray chmods its temp dir 0777 on every start: only a private parent (ours, mode 0700) keeps
+# other users out of its sockets, logs and spilled objects. A missing parent is created 0700;
+# an existing one must already be private (we do not change the mode of a folder you chose).
+ensure_private_parent() {
+    local parent mode owner
+    parent="$(dirname "$TMP_DIR")"
+    if [[ ! -e "$parent" ]]; then
+        (umask 077 && mkdir -p "$parent")
+    fi
+    [[ -d "$parent" && ! -L "$parent" ]] || die "the parent of DPSWEEP_RAY_TMP ($parent) must be a folder"
+    owner="$(stat -c %u "$parent")"
+    mode="$(stat -c %a "$parent")"
+    if [[ "$owner" != "$(id -u)" || "$mode" != 700 ]]; then
+        die "the parent of DPSWEEP_RAY_TMP ($parent) is mode $mode, owner uid $owner: other users could reach Ray's sockets and logs (Ray makes $TMP_DIR 0777); use a folder whose parent is yours and mode 0700 (chmod 700 $parent), or leave DPSWEEP_RAY_TMP unset"
+    fi
+}
+
 ensure_token() {
     if [[ -n "${RAY_AUTH_TOKEN:-}" ]]; then
         return 0
@@ -133,8 +151,9 @@ ensure_token() {
         [[ -s "$RAY_AUTH_TOKEN_PATH" ]] || die "RAY_AUTH_TOKEN_PATH=$RAY_AUTH_TOKEN_PATH is missing or empty"
         return 0
     fi
-    # Creates ~/.ray/auth_token (mode 600) only if it does not exist; never prints the token.
-    "$1" get-auth-token --generate >/dev/null
+    # Creates ~/.ray/auth_token only if it does not exist, mode 600 from the start (Ray writes
+    # it 0644: the umask closes that window); never prints the token.
+    (umask 077 && "$1" get-auth-token --generate >/dev/null)
     chmod 600 "$HOME/.ray/auth_token" 2>/dev/null || true
 }
 
@@ -146,8 +165,8 @@ cmd_start() {
     pids="$(session_pids)"
     [[ -z "$pids" ]] || die "a Ray session is already running in $TMP_DIR (pids: ${pids//$'\n'/ }); run '$0 stop' first"
     ray="$(find_ray)"
+    ensure_private_parent
     mkdir -p "$TMP_DIR"
-    chmod 700 "$TMP_DIR"
     rm -f "$ADDRESS_FILE"
     [[ "$AUTH" == token ]] && ensure_token "$ray"
     # Jobs and Ray workers inherit the cwd and PATH of `ray start`: from the repository root,

@@ -45,7 +45,7 @@ def test_pareto_json_lists_the_front(stored):
     proc = run_cli("pareto", "--store", str(store), "--dataset", "mimic-cxr", "--format", "json",
                    "--include-reproducible")
     assert proc.returncode == 0, proc.stderr
-    front = json.loads(proc.stdout)
+    front = json.loads(proc.stdout)["front"]
     assert front and all({"trial_id", "epsilon", "weighted_f1"} <= set(r) for r in front)
 
 

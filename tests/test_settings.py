@@ -46,7 +46,8 @@ def test_accountant_choices_are_opacus_accountants_dpsweep_knows() -> None:
 
 
 def test_searchable_sets() -> None:
-    assert set(searchable(private=False)) == {"rank", "lr"}
+    assert set(searchable(private=False)) == {"rank", "lr", "head_lr", "method", "pos_weight", "ema",
+                                              "public_warm_steps"}
     assert {"rank", "lr", "clip", "sigma", "batch_size", "max_epochs", "head_lr", "head_clip_share"} <= set(
         searchable())
 
@@ -73,6 +74,7 @@ def test_yaml_homes() -> None:
     ("delta", 1e-300 * 0, "out of range"),
     ("pooling", "max", "one of mean, cls, last"),
     ("epsilon", 0.0, "out of range"),
+    ("epsilon", 1e12, "0 < value <= 100 must hold"),  # beyond it the accountants exhaust memory
     ("rank", 2.5, "integer"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_setting(key, value, words) -> None:

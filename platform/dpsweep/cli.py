@@ -21,6 +21,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from dpsweep import __version__
 from dpsweep.console import json_safe, quiet_libraries
@@ -74,6 +75,9 @@ def _cmd_train(args) -> int:
 
         check_folder_target(Path(args.output_dir), force=args.force,
                             is_replaceable=lambda p: (p / METADATA_FILE).is_file())
+    from dpsweep.preflight import check_trial_model
+
+    check_trial_model(config)  # the model's config.json only: before any data or weights are read
     from dpsweep.devices import resolve_device
     from dpsweep.train import run_trial
 
@@ -204,8 +208,15 @@ def _print_inspect(summary: dict) -> None:
 
 # ---- entry point ------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a refused command line is one line (the problem and where to look), not a usage page."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dpsweep",
         description="Differentially private LoRA fine-tuning of radiology report classifiers.",
         epilog="Start with `dpsweep data synth --format mimic-cxr --out data/synth-mimic` and "
@@ -214,9 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_data(sub)
-    from dpsweep.sweep.commands import add_sweep_command
+    from dpsweep.sweep.commands import add_ray_command, add_sweep_command
 
     add_sweep_command(sub)
+    add_ray_command(sub)
     from dpsweep.export.commands import add_predict_command
 
     add_predict_command(sub)

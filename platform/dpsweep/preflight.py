@@ -2,7 +2,9 @@
 
 `dpsweep train --store` and `dpsweep sweep` call :func:`check_store_target` first: the
 results store takes a row (created and test-written), and the names that become part of
-its file names (dataset, sweep id) follow the store's rules. Each refusal is one line.
+its file names (dataset, sweep id) follow the store's rules. :func:`check_trial_model`
+reads the model's config.json (no weights) so settings the model cannot take are refused
+too. Each refusal is one line.
 """
 
 from __future__ import annotations
@@ -45,3 +47,22 @@ def check_store_target(store: str, *, dataset: str, ids: Mapping[str, str], crea
     for what, value in ids.items():
         check_id(value, what=what)
     ResultStore(store).check_writable(dataset=dataset, create=create)
+
+
+def check_trial_model(config, *, source: str | None = None) -> None:
+    """Refuse max_length, lora_layers or lora_targets the model cannot take (its config.json only).
+
+    ``source``: the search-space file the settings came from (None: `dpsweep train`'s flags).
+    """
+    from dpsweep.model.limits import check_model_fits
+    from dpsweep.settings import SETTINGS, flag_name, yaml_home
+
+    def fix(name: str, value: str) -> str:
+        if source is not None:
+            section, key = yaml_home(name)
+            return f"set {section}.{key} in {source} to {value}"
+        if SETTINGS[name].flag:
+            return f"pass --{flag_name(name)} {value}"
+        return f"set {name} in the --config file to {value}"
+
+    check_model_fits(config, fix=fix)

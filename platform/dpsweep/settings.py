@@ -30,7 +30,7 @@ from typing import Any, Literal, get_args, get_origin
 from dpsweep.console import json_safe
 from dpsweep.errors import ConfigError
 
-Section = Literal["dataset", "model", "privacy", "training"]
+Section = Literal["dataset", "model", "privacy", "public_data", "training"]
 Search = Literal["no", "dp", "all"]  # dp: searched under an ε target only; all: the baseline too
 
 Sections = Literal["findings", "impression", "both"]
@@ -42,8 +42,12 @@ Clipping = Literal["flat", "per_layer"]
 LrSchedule = Literal["constant", "linear"]
 PrivacyUnit = Literal["record", "patient"]
 Noise = Literal["secure", "reproducible"]
+# lora: LoRA adapters + head; bitfit: the backbone's biases + head; head: the head alone on
+# frozen pooled features; linear: a linear model on TF-IDF features of a public vocabulary
+Method = Literal["lora", "bitfit", "head", "linear"]
 
 SEED_MAX = 2**32 - 1  # numpy's seeding limit
+EPSILON_MAX = 100.0  # finite privacy budgets above this protect nothing and exhaust the accountants
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,11 @@ class TrialConfig:
     model: str = _s("default", "'default' (embedded MiniLM) or a local model folder", section="model",
                     yaml_key="path", column=False)
     pooling: Pooling = _s("mean", "how token states become one vector", section="model")
+    method: Method = _s("lora", "what training updates: lora (adapters + head), bitfit (biases + head), head "
+                        "(head on frozen pooled features), linear (linear model on TF-IDF of the public corpus' "
+                        "vocabulary; needs public_data)", section="model", search="all")
+    linear_dims: int = _s(48, "linear method: TF-IDF projected on the public corpus' top N principal "
+                          "directions (0: the raw TF-IDF)", section="model", low=0, high=100_000)
     lora_targets: tuple[str, ...] | None = _s(None, "module names LoRA wraps (default: by architecture)",
                                               section="model", flag=False, column=False)
     rank: int = _s(8, "LoRA rank r", low=1, high=1024, search="all")
@@ -109,8 +118,10 @@ class TrialConfig:
     prefix_cache: bool = _s(True, "with lora_layers, compute the frozen lower layers once per trial",
                             column=False)
     # privacy: epsilon is the target budget; inf trains without DP
-    epsilon: float = _s(8.0, "privacy budget ε (a number, or inf for no DP)", section="privacy", low=0,
-                        low_open=True, allow_inf=True, column=False)
+    # The high bound keeps the accountants within memory: dp-accounting's PLD check needs
+    # about 1 GB at ε = 100 and runs out of memory beyond a few hundred (ε = 1e12: σ = 0.01)
+    epsilon: float = _s(8.0, "privacy budget ε (a number up to 100, or inf for no DP)", section="privacy",
+                        low=0, high=EPSILON_MAX, low_open=True, allow_inf=True, column=False)
     delta: float = _s(1e-5, "δ, below 1/n_train", section="privacy", low=0, high=1, low_open=True,
                       high_open=True, column=False)
     accountant: AccountantName = _s("prv", "privacy accountant", section="privacy", column=False)
@@ -137,12 +148,13 @@ class TrialConfig:
     lr: float = _s(5e-3, "learning rate of the LoRA adapters", low=0, high=100, low_open=True, search="all")
     # The head reads pooled features of small norm (about 3 for MiniLM), so under Adam it
     # needs a far larger step than the adapters; one shared lr leaves it near its start.
-    head_lr: float = _s(0.3, "learning rate of the classification head", low=0, high=100, low_open=True,
-                        search="dp")
+    head_lr: float = _s(0.3, "learning rate of the classification head (method linear: of the whole model)",
+                        low=0, high=100, low_open=True, search="all")
     weight_decay: float = _s(0.0, "AdamW weight decay", low=0, high=10)
     batch_size: int = _s(64, "expected (logical) batch size; q = 1 / ceil(n_train / batch_size)", low=1,
                          high=10**7, search="dp")
-    physical_batch_size: int = _s(32, "memory cap per forward/backward pass", low=1, high=10**6)
+    physical_batch_size: int = _s(32, "memory cap per forward/backward pass (method linear: at least 1024, "
+                                  "its rows are small)", low=1, high=10**6)
     max_epochs: float = _s(3.0, "cap on epochs (the budget may stop training earlier)", low=0, high=10**5,
                            low_open=True, search="dp")
     max_steps: int | None = _s(None, "cap on optimizer steps (default: none beyond max_epochs)", low=1,
@@ -150,6 +162,21 @@ class TrialConfig:
     lr_schedule: LrSchedule = _s("linear", "learning-rate schedule")
     seed: int = _s(0, "seed of initialisation, data split and everything non-private", low=0, high=SEED_MAX)
     eval_batch_size: int = _s(64, "batch size of evaluation", low=1, high=10**6, column=False)
+    full_batch: bool = _s(False, "every step takes every training unit (q = 1: full-batch DP gradient "
+                          "descent); batch_size is then ignored")
+    # A fixed constant, not fitted to the data (a class prior from the private labels would leak)
+    pos_weight: float = _s(1.0, "weight of a positive label in the loss (a fixed constant)", low=0, high=1000,
+                           low_open=True, search="all")
+    ema: float = _s(0.0, "decay of an exponential moving average of the trained weights, which becomes the "
+                    "model (0: off); post-processing, free under DP", low=0, high=1, high_open=True,
+                    search="all")
+    # public data: costs no ε; vocabulary, centring and a non-private warm start come from it
+    public_format: str | None = _s(None, "reader of a public corpus (mimic-cxr, ct-rate or csv): vocabulary, "
+                                   "centring and warm start; costs no ε", section="public_data",
+                                   yaml_key="format")
+    public_path: str | None = _s(None, "folder of the public corpus", section="public_data", yaml_key="path")
+    public_warm_steps: int = _s(0, "non-private steps on the public corpus before training on the private "
+                                "data (warm start; costs no ε)", low=0, high=10**6, search="all")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -248,7 +275,8 @@ def store_columns() -> tuple[tuple[str, str, str], ...]:
         if not s.column:
             continue
         kind = setting_type(name)
-        out.append((name, "float" if kind is float else "int" if kind is int else "string", s.help))
+        out.append((name, "float" if kind is float else "int" if kind is int else "bool" if kind is bool
+                    else "string", s.help))
     return tuple(out)
 
 
@@ -377,6 +405,7 @@ def _check_cross_field(c: TrialConfig) -> None:
         raise ConfigError(f"dataset_format must be one of {', '.join(FORMATS)}, got {c.dataset_format!r}; "
                           "pass --dataset-format mimic-cxr, ct-rate or csv")
     _check_csv_columns(c)
+    _check_public_data(c)
     if c.privacy_unit == "patient" and c.grad_sample_mode == "ghost":
         raise ConfigError("privacy_unit = 'patient' sums each patient's per-report gradients, which ghost "
                           "clipping never forms; pass --grad-sample-mode hooks with --privacy-unit patient")
@@ -384,6 +413,24 @@ def _check_cross_field(c: TrialConfig) -> None:
         raise ConfigError(f"clipping = {c.clipping!r} does not work with grad_sample_mode 'ghost' (ghost "
                           "clipping bounds the whole gradient at once); pass --clipping flat with "
                           "--grad-sample-mode ghost")
+
+
+def _check_public_data(c: TrialConfig) -> None:
+    """public_format and public_path come together; linear and warm starts need them."""
+    from dpsweep.data.formats import FORMATS
+
+    if (c.public_format is None) != (c.public_path is None):
+        raise ConfigError("public_data needs both format and path, got "
+                          f"format={c.public_format!r}, path={c.public_path!r}; pass --public-format and "
+                          "--public-path together (YAML: public_data: {format: ct-rate, path: data/synth-ct})")
+    if c.public_format is not None and c.public_format not in FORMATS:
+        raise ConfigError(f"public_format must be one of {', '.join(FORMATS)}, got {c.public_format!r}; "
+                          "pass --public-format mimic-cxr, ct-rate or csv")
+    needs = ("method = 'linear' (its vocabulary)" if c.method == "linear" else
+             "public_warm_steps > 0" if c.public_warm_steps else None)
+    if needs and c.public_path is None:
+        raise ConfigError(f"{needs} needs a public corpus, but public_data is not set; pass --public-format "
+                          "and --public-path (e.g. a corpus written by `dpsweep data synth`)")
 
 
 def _check_csv_columns(c: TrialConfig) -> None:
@@ -448,14 +495,15 @@ def read_yaml(path: Path) -> Any:
 
 # ---- CLI -------------------------------------------------------------------------------------
 
-def add_setting_flags(parser: Any) -> None:
-    """Add one `--kebab-name` flag per setting to an argparse parser (dest: the setting name).
+def add_setting_flags(parser: Any, *, only: tuple[str, ...] | None = None) -> None:
+    """Add one `--kebab-name` flag per setting (or per setting in `only`) to an argparse parser
+    (dest: the setting name).
 
     Values arrive as strings and are coerced by TrialConfig, so the CLI, YAML and Tune share
     one set of rules and messages.
     """
     for name, s in SETTINGS.items():
-        if not s.flag:
+        if not s.flag or (only is not None and name not in only):
             continue
         options = choices(name)
         kind = setting_type(name)

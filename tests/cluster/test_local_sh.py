@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,15 @@ def test_local_sh_rejects_an_unknown_command():
     proc = subprocess.run(["bash", str(LOCAL_SH), "restart"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "usage" in proc.stderr
+
+
+def test_local_sh_refuses_a_temp_dir_other_users_can_reach(tmp_path):
+    """/tmp is world-writable: a temp dir right under it (which Ray makes 0777) is refused
+    before anything starts."""
+    env = {**os.environ, "DPSWEEP_RAY_TMP": f"/tmp/dpsweep-h13-{os.getpid()}", "DPSWEEP_RAY_BIN": "/bin/true"}
+    proc = subprocess.run(["bash", str(LOCAL_SH), "start"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "parent of DPSWEEP_RAY_TMP (/tmp)" in proc.stderr, proc.stderr
+    assert not os.path.exists(env["DPSWEEP_RAY_TMP"])
 
 
 def ray_executable() -> str | None:
@@ -60,7 +70,8 @@ def session_env(tmp_path):
     if ray is None:
         pytest.skip("no `ray` executable (next to this Python or on PATH): cannot start a Ray head")
     # Short on purpose: Ray's Unix socket paths under the temp dir must stay below 108 bytes.
-    temp_dir = tempfile.mkdtemp(prefix="dpr-", dir="/tmp")
+    # Ray makes the temp dir 0777; its parent (mkdtemp: ours, 0700) keeps other users out.
+    temp_dir = os.path.join(tempfile.mkdtemp(prefix="dpr-", dir="/tmp"), "ray")
     token = tmp_path / "auth_token"
     token.write_text(os.urandom(16).hex())
     gcs, dashboard, agent, client = free_ports(4)
@@ -74,7 +85,7 @@ def session_env(tmp_path):
     subprocess.run(["bash", str(LOCAL_SH), "stop"], env=env, capture_output=True, timeout=60)
     for pid in session_pids(temp_dir):
         os.kill(pid, signal.SIGKILL)
-    shutil.rmtree(temp_dir, ignore_errors=True)
+    shutil.rmtree(os.path.dirname(temp_dir), ignore_errors=True)
 
 
 def local_sh(command: str, env: dict) -> subprocess.CompletedProcess:
@@ -92,6 +103,7 @@ def test_start_status_stop_round_trip(session_env):
     assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
     assert address_file.read_text().strip().endswith(f":{env['DPSWEEP_RAY_PORT']}")
     assert "RAY_AUTH_MODE=token" in started.stdout and "--address auto" in started.stdout
+    assert stat.S_IMODE(os.stat(os.path.dirname(temp_dir)).st_mode) == 0o700
 
     again = local_sh("start", env)
     assert again.returncode == 2 and "already running" in again.stderr

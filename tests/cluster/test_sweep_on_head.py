@@ -33,7 +33,8 @@ def head(tmp_path_factory, synth_mimic, tiny_model_dir):
     if ray is None:
         pytest.skip("no `ray` executable next to this Python or on PATH: cannot start a Ray head")
     tmp = tmp_path_factory.mktemp("head")
-    temp_dir = tempfile.mkdtemp(prefix="dph-", dir="/tmp")  # short: Unix socket paths < 108 bytes
+    # short (Unix socket paths < 108 bytes), under a parent of ours, mode 0700 (Ray makes temp_dir 0777)
+    temp_dir = os.path.join(tempfile.mkdtemp(prefix="dph-", dir="/tmp"), "ray")
     token = tmp / "auth_token"
     token.write_text(os.urandom(16).hex())
     gcs, dashboard, agent, client = free_ports(4)
@@ -56,7 +57,7 @@ def head(tmp_path_factory, synth_mimic, tiny_model_dir):
         left = session_pids(temp_dir)
         for pid in left:
             os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        shutil.rmtree(os.path.dirname(temp_dir), ignore_errors=True)
         assert stopped.returncode == 0, stopped.stderr[-2000:]
         assert left == [], "Ray processes of the head survived `local.sh stop`"
 

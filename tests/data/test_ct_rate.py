@@ -105,7 +105,7 @@ def test_bad_volume_name(tmp_path, build) -> None:
     rows = _train_rows(build)
     rows[0] = ("scan one.nii.gz", *rows[0][1:])
     with pytest.raises(
-        DataError, match=r"data row 1 column 'VolumeName' holds a value that is not"
+        DataError, match=r"data row 1 column 'VolumeName' holds a name \(not shown\) that is not"
     ):
         load_corpus("ct-rate", build.write_ct_rate(tmp_path / "ct", rows))
 

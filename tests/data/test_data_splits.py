@@ -42,7 +42,7 @@ def test_carving_one_row_per_group_hits_the_fraction() -> None:
 def test_check_disjoint() -> None:
     check_disjoint({"train": ["a", "b"], "val": ["c"]}, source="s", fix="f")
     with pytest.raises(
-        DataError, match="patient 'b' appears in both the train and the val split; f"
+        DataError, match=r"1 patient group\(s\) appear in both the train and the val split \(ids not shown\); f"
     ):
         check_disjoint({"train": ["a", "b"], "val": ["b"]}, source="s", fix="f")
 

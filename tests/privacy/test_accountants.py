@@ -103,3 +103,14 @@ def test_bad_inputs_raise_one_line_config_errors(field, value):
 def test_huge_prv_grid_is_refused_with_a_hint():
     with pytest.raises(ConfigError, match="accountant='rdp'"):
         compute_epsilon(sigma=0.5, sample_rate=1.0, steps=3000, delta=1e-5, accountant="prv")
+
+
+@pytest.mark.parametrize("sigma, delta, words", [
+    (0.01, 1e-5, "PRV cannot account for sigma=0.01"),  # Opacus: "Discrete mean differs ..." RuntimeError
+    (1.0, 1e-300, "delta is too small for the PRV accountant"),  # Opacus: "Floating point errors ..." ValueError
+])
+def test_prv_refusals_are_one_line_config_errors(sigma, delta, words):
+    with pytest.raises(ConfigError, match=words):
+        compute_epsilon(sigma=sigma, sample_rate=1 / 3, steps=1, delta=delta, accountant="prv")
+    with pytest.raises(ConfigError, match=words):
+        fast_epsilon(Accountant.PRV, sigma, 1 / 3, 1, delta)

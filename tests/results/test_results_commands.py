@@ -49,7 +49,9 @@ def test_unknown_dataset_names_the_known_ones(one_dataset, capsys) -> None:
 
 def test_pareto_json_is_strict_and_sorted(one_dataset, capsys) -> None:
     assert _run(["pareto", "--store", one_dataset, "--dataset", "mimic-cxr", "--format", "json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    data = json.loads(capsys.readouterr().out)
+    assert data["dataset"] == "mimic-cxr" and data["references"] == []  # none stored in this store
+    rows = data["front"]
     assert [r["trial_id"] for r in rows] == ["a", "b", "np"]
     assert rows[-1]["epsilon"] == "inf" and float(rows[-1]["epsilon"]) == math.inf
     assert {"trial_id", "epsilon", "weighted_f1", "sigma", "clip", "rank", "lr"} <= set(rows[0])
@@ -59,7 +61,8 @@ def test_pareto_json_is_strict_and_sorted(one_dataset, capsys) -> None:
 def test_pareto_table_and_csv(one_dataset, capsys) -> None:
     assert _run(["pareto", "--store", one_dataset, "--dataset", "mimic-cxr"]) == 0
     out = capsys.readouterr().out
-    table, notes = out.split("\n\n", 1)
+    table, references, notes = out.split("\n\n", 2)
+    assert references.startswith("no references stored for mimic-cxr")
     lines = table.splitlines()
     assert lines[0].split()[:2] == ["epsilon", "weighted_f1"] and len(lines) == 4
     assert "per trial" in notes and "excludes hyperparameter tuning" in notes and "outside ε" in notes

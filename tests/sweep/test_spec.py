@@ -52,12 +52,24 @@ def test_shipped_spaces_validate(name):
     (dict(training={"max_length": 64}), "training.max_length", "dataset.max_length sets already; keep one"),
     (dict(training={"delta": 1e-6}), "training.delta", "privacy.delta sets already"),
     (dict(name="my sweep!"), "name", "letters, digits"),
+    (dict(resources={"cpus_per_worker": "1"}), "resources.cpus_per_worker", "a number > 0"),
+    (dict(resources={"gpus_per_worker": None}), "resources.gpus_per_worker", "a number from 0"),
+    (dict(resources={"workers_per_trial": True}), "resources.workers_per_trial", "an integer from 1"),
+    (dict(dataset={"format": ["mimic-cxr"], "path": "x"}), "dataset.format", "a string"),
+    (dict(dataset={"format": "mimic-cxr", "path": [1, 2]}), "dataset.path", "a string"),
 ])
 def test_bad_spaces_name_file_field_and_fix(tmp_path, changes, field, fix):
     with pytest.raises(ConfigError) as err:
         _spec(tmp_path, **changes)
     message = str(err.value)
     assert message.startswith(f"s.yaml: {field}") and fix in message and "\n" not in message
+
+
+@pytest.mark.parametrize("store", [["a", "b"], 3, "", {"path": "x"}])
+def test_store_must_be_one_folder(tmp_path, store):
+    space = {**tiny_space(tmp_path, tmp_path, store=tmp_path / "s"), "store": store}
+    with pytest.raises(ConfigError, match="s.yaml: store: must be one folder or URI"):
+        spec_from_mapping(space, source="s.yaml")
 
 
 def test_missing_and_malformed_files(tmp_path):

@@ -62,6 +62,10 @@ def test_sweep_writes_one_row_per_trial_and_prints_front(write_space, tmp_path, 
     front = front_rows(ResultStore(tmp_path / "store"), dataset="tiny-mimic", sweep_id="e2e")
     assert front and all(f"{r['weighted_f1']:>12.4f}" in out for r in front)
     assert "Configuration for experiment" not in out  # Tune's own tables stay quiet
+    # the split's references, computed once on the corpus the sweep read, printed under the front
+    assert "references of tiny-mimic computed" in out
+    assert "references (weighted_f1): TF-IDF + logistic regression (non-private) 0." in out
+    assert "floors: every label positive 0." in out
     # the same front from the query command
     assert main(["pareto", "--store", str(tmp_path / "store"), "--dataset", "tiny-mimic"]) == 0
     import ray

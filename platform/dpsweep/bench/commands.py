@@ -29,12 +29,14 @@ def add_bench_command(sub) -> None:
     synth.add_argument("--data", default="data/synth-mimic-12000", help="corpus folder (written if absent)")
     synth.add_argument("--n", type=int, default=12000, help="studies to write when --data is absent")
     synth.add_argument("--out", help="write the JSON report here")
+    synth.add_argument("--store", help="also store the split's references (TF-IDF peer, floors) in this results store")
     synth.set_defaults(func=_synthetic)
     real = bsub.add_parser("real", help="non-private vs ε=8 vs TF-IDF on ../shared/datasets/ct-clip-text")
     real.add_argument("--data", default=None, help="labelled-CSV folder (default: ../shared/datasets/ct-clip-text)")
     real.add_argument("--max-length", type=int, default=None)
     real.add_argument("--max-epochs", type=float, default=None)
     real.add_argument("--out", help="write the JSON report here")
+    real.add_argument("--store", help="also store the split's references (TF-IDF peer, floors) in this results store")
     real.set_defaults(func=_real)
     sweep = bsub.add_parser("sweep", help="share of sweep trial time outside training steps (Ray, Tune, loading)")
     sweep.add_argument("--space", default="search_spaces/quickstart.yaml")
@@ -43,6 +45,14 @@ def add_bench_command(sub) -> None:
     sweep.add_argument("--epsilons", type=float, nargs="+", default=None, help="ε targets to run (default: the file's)")
     sweep.add_argument("--out", help="write the JSON report here")
     sweep.set_defaults(func=_sweep)
+    load = bsub.add_parser("store-load", help="concurrent writers into one store while `pareto` queries it",
+                           description="WRITERS processes append ROWS rows each into a new store while another "
+                                       "process runs `dpsweep pareto` in a loop; prints rows lost, duplicated, "
+                                       "query failures and rows/s. Exit 0 only when nothing was lost.")
+    load.add_argument("--store", required=True, help="a new (empty) folder for the store")
+    load.add_argument("--writers", type=int, default=16)
+    load.add_argument("--rows", type=int, default=100, help="rows per writer")
+    load.set_defaults(func=_store_load)
     scale = bsub.add_parser("scale", help="read, tokenize, cache and step figures at growing corpus sizes",
                             description="For each size: read and tokenize a synthetic MIMIC-CXR once (written "
                                         "under --cache-dir if absent), the frozen-layer cache's size and cost, and "
@@ -117,15 +127,26 @@ def _calibration(args) -> int:
 def _synthetic(args) -> int:
     from dpsweep.bench.trials import bench_synthetic, dump
 
-    dump(bench_synthetic(Path(args.data), n=args.n), Path(args.out) if args.out else None)
+    dump(bench_synthetic(Path(args.data), n=args.n, store=_store(args)), Path(args.out) if args.out else None)
     return 0
+
+
+def _store(args):
+    """The results store of --store, checked writable before any data is read; None without it."""
+    if not args.store:
+        return None
+    from dpsweep.results import ResultStore
+
+    store = ResultStore(args.store)
+    store.check_writable()
+    return store
 
 
 def _real(args) -> int:
     from dpsweep.bench.trials import SHARED_CT, bench_real, dump
 
     overrides = {k: v for k, v in (("max_length", args.max_length), ("max_epochs", args.max_epochs)) if v}
-    dump(bench_real(Path(args.data) if args.data else SHARED_CT, **overrides),
+    dump(bench_real(Path(args.data) if args.data else SHARED_CT, store=_store(args), **overrides),
          Path(args.out) if args.out else None)
     return 0
 
@@ -140,3 +161,19 @@ def _sweep(args) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(json_safe(report), indent=1))
     return 0
+
+
+def _store_load(args) -> int:
+    from dpsweep.bench.store_load import report_json, run_store_load
+    from dpsweep.errors import UserInputError
+
+    if args.writers < 1 or args.rows < 1:
+        raise UserInputError(f"--writers and --rows must be >= 1, got {args.writers} and {args.rows}")
+    if Path(args.store).exists() and any(Path(args.store).iterdir()):
+        raise UserInputError(f"--store {args.store} is not empty; pass a new folder (the load counts every row)")
+    report = run_store_load(args.store, writers=args.writers, rows=args.rows)
+    print(report_json(report))
+    print(report.line())
+    ok = not (report.rows_lost or report.rows_duplicated or report.write_errors or report.query_failures)
+    return 0 if ok else 1
+

@@ -1,8 +1,8 @@
 """Benchmarks that train real trials: synthetic MIMIC-CXR and the real CT reports.
 
 Each runs the non-private and the DP trial back to back in one process and prints
-them beside the plain baselines and the trivial floors, so the figures compare
-like with like.
+them beside the references a sweep stores (the non-private TF-IDF peer and the two
+floors, computed on the same split), so the figures compare like with like.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from dpsweep.train import TrialConfig, floors, run_trial
+from dpsweep.train import TrialConfig, run_trial
 
 SHARED_CT = Path(__file__).resolve().parents[3] / ".." / "shared" / "datasets" / "ct-clip-text"
 
@@ -31,27 +31,38 @@ def _row(name: str, result) -> dict:
             "steps": d["steps"], "sigma": d["sigma"], "train_seconds": d["train_seconds"]}
 
 
+def reference_rows(metrics: dict[str, dict[str, float | None]]) -> list[dict]:
+    """Bench-table rows of the references: the non-private TF-IDF peer, then the two floors."""
+    from dpsweep.results.references import FLOORS, REFERENCE_KINDS
+
+    rows = []
+    for kind in ("tfidf_logreg", *FLOORS):
+        label = REFERENCE_KINDS[kind] if kind not in FLOORS else f"floor: {REFERENCE_KINDS[kind]}"
+        rows.append({"model": label, "epsilon": math.inf if kind == "tfidf_logreg" else None, **metrics[kind]})
+    return rows
+
+
 def compare_trials(base: TrialConfig, *, epsilons: tuple[float, ...] = (math.inf, 8.0),
-                   baseline: bool = True) -> dict:
-    """Train one trial per ε on the same split; add floors and (optionally) TF-IDF."""
-    from dpsweep.bench.baselines import tfidf_logreg
+                   baseline: bool = True, store=None) -> dict:
+    """Train one trial per ε on the same split, beside the references of that split.
+
+    The references (TF-IDF peer unless ``baseline`` is False, and the floors) are those a
+    sweep stores; with ``store`` (a ResultStore) they are stored there too.
+    """
+    from dpsweep.bench.references import reference_metrics, store_references
     from dpsweep.train.loop import load_trial_corpus
 
     corpus = load_trial_corpus(base)
-    rows = []
-    f = floors(corpus.val.labels, corpus.val.mask, corpus.train.labels, corpus.label_names)
-    rows.append({"model": "floor: every label positive", "epsilon": None,
-                 "weighted_f1": f["all_positive_weighted_f1"], "macro_f1": f["all_positive_macro_f1"]})
-    rows.append({"model": "floor: label frequencies", "epsilon": None,
-                 "weighted_f1": f["label_frequency_weighted_f1"], "macro_f1": f["label_frequency_macro_f1"]})
-    if baseline:
-        rows.append({"model": "TF-IDF + logistic regression", "epsilon": math.inf, **tfidf_logreg(corpus)})
+    metrics = reference_metrics(corpus, seed=base.seed)
+    if store is not None:
+        store_references(store, metrics, corpus, base, dataset=corpus.name)
+    rows = [r for r in reference_rows(metrics) if baseline or not math.isinf(r["epsilon"] or 0)]
     for eps in epsilons:
         result = run_trial(base.override(epsilon=eps), corpus=corpus)
         name = "MiniLM (embedded)" if base.model == "default" else base.model
         rows.append(_row(f"{name} + LoRA r={base.rank}", result))
     return {"dataset": corpus.name, "n_train": len(corpus.train), "n_val": len(corpus.val),
-            "config": base.to_dict(), "rows": rows}
+            "config": base.to_dict(), "references": metrics, "rows": rows}
 
 
 def markdown_table(report: dict) -> str:
@@ -68,20 +79,20 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def bench_real(path: Path = SHARED_CT, **overrides) -> dict:
+def bench_real(path: Path = SHARED_CT, *, store=None, **overrides) -> dict:
     if not (Path(path) / "train.csv").is_file():
         raise FileNotFoundError(f"{path}/train.csv not found: the real CT reports live in ../shared/datasets")
     base = TrialConfig(data_path=str(path), **{**REAL_CT_DEFAULTS, **overrides})
-    return compare_trials(base)
+    return compare_trials(base, store=store)
 
 
-def bench_synthetic(path: Path, *, n: int = 4000, **overrides) -> dict:
+def bench_synthetic(path: Path, *, n: int = 4000, store=None, **overrides) -> dict:
     from dpsweep.data import write_synthetic
 
     if not Path(path).exists():
         write_synthetic("mimic-cxr", path, n=n, seed=0)
     base = TrialConfig(data_path=str(path), **{**SYNTH_DEFAULTS, **overrides})
-    return compare_trials(base, baseline=True)
+    return compare_trials(base, baseline=True, store=store)
 
 
 def dump(report: dict, out: Path | None) -> None:

@@ -2,7 +2,8 @@
 
 Report CSVs hold long, quoted, multi-line fields, so the csv module's field size limit
 is raised. Errors name the file, the row and the column, and show a cell's value only
-when it cannot be report text (a number or a yes/no word).
+when it can be neither report text nor an identifier (a number of at most four
+characters, or a yes/no word): ids, accession numbers and volume names are patient data.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _SHOWABLE = re.compile(
     r"^\s*([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|true|false|yes|no|nan|na|n/a|none|null)\s*$",
     re.IGNORECASE,
 )
+_SHOWN_CHARS = 4  # "-1.0", "0.5", "2": a label's value; longer numbers may be ids
 
 
 def _raise_field_size_limit() -> None:
@@ -35,25 +37,11 @@ def _raise_field_size_limit() -> None:
 
 
 def show_value(value: str) -> str:
-    """The cell value quoted for an error message, or a placeholder if it could be text."""
-    return (
-        repr(value.strip())
-        if _SHOWABLE.match(value) or not value.strip()
-        else "a non-numeric value (not shown)"
-    )
-
-
-_TOKEN = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
-
-
-def show_token(value: str) -> str:
-    """An id-like cell (one short token, e.g. a split name or id) quoted; else a placeholder."""
-    value = value.strip()
-    return (
-        repr(value)
-        if _TOKEN.match(value)
-        else "a value that is not a single id-like token (not shown)"
-    )
+    """The cell value quoted for an error message, or a placeholder if it could be text or an id."""
+    text = value.strip()
+    if not text or (_SHOWABLE.match(text) and (len(text) <= _SHOWN_CHARS or text.isalpha())):
+        return repr(text)
+    return f"a value of {len(text)} characters (not shown: it may be report text or an identifier)"
 
 
 @dataclass

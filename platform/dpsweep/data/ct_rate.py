@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpsweep.data.csvio import Table, find_csv, read_table, show_token
+from dpsweep.data.csvio import Table, find_csv, read_table
 from dpsweep.data.labels import CT_RATE_LABELS
 from dpsweep.data.records import NEGATIVE, POSITIVE, build_split, parse_label
 from dpsweep.data.sections import choose_text, normalize_space
@@ -240,8 +240,8 @@ def parse_volume(table: Table, row: int, value: str) -> Volume:
     match = _VOLUME.match(value.strip())
     if match is None:
         raise DataError(
-            f"{table.where} data row {row + 1} column 'VolumeName' holds "
-            f"{show_token(value)}; expected names like train_1_a_1.nii.gz"
+            f"{table.where} data row {row + 1} column 'VolumeName' holds a name (not shown) "
+            "that is not patient_scan_reconstruction; expected names like train_1_a_1.nii.gz"
         )
     scan = Scan(
         patient=match["patient"],

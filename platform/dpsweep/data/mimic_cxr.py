@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpsweep.data.csvio import Table, find_csv, read_table, show_token
+from dpsweep.data.csvio import Table, find_csv, read_table
 from dpsweep.data.labels import CHEXPERT_LABELS
 from dpsweep.data.records import NEGATIVE, POSITIVE, UNCERTAIN, build_split, parse_label
 from dpsweep.data.sections import report_text
@@ -176,13 +176,14 @@ def read_labels(table: Table) -> dict[int, tuple[int, np.ndarray]]:
     i_subject, i_study = table.index("subject_id"), table.index("study_id")
     columns = [(name, table.index(name)) for name in CHEXPERT_LABELS]
     out: dict[int, tuple[int, np.ndarray]] = {}
+    first_row: dict[int, int] = {}
     for r, row in enumerate(table.rows):
         study = _parse_id(table, r, "study_id", row[i_study])
         subject = _parse_id(table, r, "subject_id", row[i_subject])
-        if study in out:
+        if first_row.setdefault(study, r) != r:
             raise DataError(
-                f"{table.where} lists study_id {study} twice (data row "
-                f"{r + 1}); keep one label row per study"
+                f"{table.where} data rows {first_row[study] + 1} and {r + 1} have the same "
+                "study_id; keep one label row per study"
             )
         raw = np.array(
             [
@@ -208,19 +209,21 @@ def read_split(table: Table) -> dict[int, str]:
     table.require(("study_id", "split"), expected="dicom_id, study_id, subject_id and split")
     i_study, i_split = table.index("study_id"), table.index("split")
     out: dict[int, str] = {}
+    first_row: dict[int, int] = {}
     for r, row in enumerate(table.rows):
         study = _parse_id(table, r, "study_id", row[i_study])
         value = row[i_split].strip().lower()
         if value not in SPLIT_NAMES:
             raise DataError(
-                f"{table.where} data row {r + 1} column 'split' holds "
-                f"{show_token(row[i_split])}; use train, validate or test"
+                f"{table.where} data row {r + 1} column 'split' holds a value other than train, "
+                "validate or test (not shown); use train, validate or test"
             )
         split = SPLIT_NAMES[value]
+        first_row.setdefault(study, r)
         if out.setdefault(study, split) != split:
             raise DataError(
-                f"{table.where} puts the images of study {study} in both "
-                f"{_official(out[study])} and {value} (data row {r + 1}); a study "
+                f"{table.where} puts the images of one study in both {_official(out[study])} "
+                f"(data row {first_row[study] + 1}) and {value} (data row {r + 1}); a study "
                 "belongs to one split"
             )
     return out
@@ -236,8 +239,8 @@ def _parse_id(table: Table, row: int, column: str, value: str) -> int:
         text = text[:-2]
     if not text.isdigit():
         raise DataError(
-            f"{table.where} data row {row + 1} column {column!r} holds "
-            f"{show_token(value)}; ids must be whole numbers"
+            f"{table.where} data row {row + 1} column {column!r} holds a value that is not a "
+            "whole number (not shown); ids must be whole numbers"
         )
     return int(text)
 

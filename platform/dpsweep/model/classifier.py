@@ -8,6 +8,7 @@ untrained pooler, which costs dearly under DP noise.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -45,6 +46,8 @@ class ModelSpec:
     # Dropout inside the frozen backbone only adds noise to a DP gradient that is noisy
     # already (Li et al. 2022 found DP fine-tuning better without it): off by default.
     backbone_dropout: bool = False
+    # lora: adapters + head; bitfit: biases (of the top lora.top_layers layers) + head; head: head only
+    method: str = "lora"
 
 
 class PooledClassifier(nn.Module):
@@ -74,27 +77,37 @@ class PooledClassifier(nn.Module):
         return self.head(pool(hidden, attention_mask, self.pooling))
 
     def enable_prefix_cache(self, sequences, *, pad_id: int, max_bytes: int = MEMORY_BUDGET_BYTES,
-                            states: PrefixStates | None = None, folder: str | None = None) -> str:
+                            states: PrefixStates | list[PrefixStates] | None = None, folder: str | None = None,
+                            public=None) -> str:
         """Cache the frozen layers' output for `sequences` (see dpsweep.model.prefix).
 
         Returns why it did not, or "" when the cache is on. Needs LoRA on top layers only
         and no dropout in the frozen layers (their output must be a fixed function).
-        `states` are ones computed earlier for the same model (a sweep computes them once for
+        `states` are stores computed earlier for the same model (a sweep computes them once for
         all its trials), used only when taken at this model's depth (its first adapted layer);
-        sequences they lack are computed here, in memory up
-        to `max_bytes` (fp16), else memory-mapped in `folder` (refused without one).
+        sequences they lack are computed here, in memory up to `max_bytes` (fp16), else
+        memory-mapped in `folder` (refused without one). `public`: warm-start reports, cached
+        in a store of their own.
         """
+        trainable = [name for name, p in self.backbone.named_parameters() if p.requires_grad]
         first = first_adapted_layer(self.backbone)
+        if not trainable:  # method head: every layer is frozen, cache the top layer's output
+            layers = layer_list(self.backbone)
+            first = len(layers) if layers is not None else None
+        elif any(not re.search(r"\.(\d+)\.", name) for name in trainable):
+            return "a trainable parameter sits outside the numbered layers (e.g. the embeddings)"
         if first is None or first < 1:
             return "LoRA adapts the lowest layer"
         if any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.backbone.modules()):
             return "backbone dropout is on"
         if layer_list(self.backbone) is None:
             return f"no layer list found in model type {self.backbone.config.model_type!r}"
-        if states is not None and states.depth != first:
-            states = None  # another lora_layers: the frozen prefix is another function of the tokens
-        missing = [s for s in sequences if states is None or sequence_key(s) not in states]
-        size = estimated_bytes(missing, self.backbone.config.hidden_size)
+        # another lora_layers makes the frozen prefix another function of the tokens: not reused
+        shared = [s for s in ([states] if isinstance(states, PrefixStates) else states or []) if s.depth == first]
+        hidden = self.backbone.config.hidden_size
+        missing = [[s for s in group if not any(sequence_key(s) in store for store in shared)]
+                   for group in (public if public is not None else [], sequences)]
+        size = sum(estimated_bytes(group, hidden) for group in missing)
         if size > max_bytes and folder is None:
             return (f"the cache would take {size / 2**30:.1f} GiB in fp16, above the in-memory budget of "
                     f"{max_bytes / 2**30:.1f} GiB, and no folder was given to memory-map it")
@@ -102,11 +115,13 @@ class PooledClassifier(nn.Module):
         if prefix is None:
             return "the layers are already cached"
         cache = PrefixCache(prefix, first)
-        if states is not None:
-            cache.stores.append(states)
-        if missing:
-            store = PrefixStates.allocate(missing, self.backbone.config.hidden_size, depth=first,
-                                          folder=folder if size > max_bytes else None)
+        cache.stores.extend(shared)
+        # Public reports (warm start) are batched apart from the private ones: batch padding
+        # changes float rounding, and a public report's states must not depend on private data.
+        for group in missing:
+            if not len(group):
+                continue
+            store = PrefixStates.allocate(group, hidden, depth=first, folder=folder if size > max_bytes else None)
             fill_cache(cache, lambda ids, mask: self.backbone(input_ids=ids, attention_mask=mask), store,
                        pad_id=pad_id, device=self.head.weight.device)
             cache.stores.append(store)
@@ -133,10 +148,29 @@ def build_classifier(backbone: nn.Module, *, num_labels: int, spec: ModelSpec) -
     """
     if not spec.backbone_dropout:
         disable_dropout(backbone)
-    backbone = apply_lora(backbone, spec.lora)
+    if spec.method == "lora":
+        backbone = apply_lora(backbone, spec.lora)
+    elif spec.method in ("bitfit", "head"):
+        backbone.requires_grad_(False)
+        if spec.method == "bitfit":
+            train_biases(backbone, top_layers=spec.lora.top_layers)
+    else:
+        raise ValueError(f"method must be lora, bitfit or head for a transformer classifier, got {spec.method!r}")
     model = PooledClassifier(backbone, num_labels, pooling=spec.pooling, head_bias_init=spec.head_bias_init)
     model.train()  # from_pretrained returns eval mode; Opacus records nothing in eval mode
     return model
+
+
+def train_biases(backbone: nn.Module, *, top_layers: int | None) -> None:
+    """BitFit (Ben Zaken et al. 2022; DP-BiTFiT, Bu et al. 2022): make the bias terms trainable,
+    all of them, or those of the top `top_layers` numbered layers only."""
+    numbered = [(int(m.group(1)), name) for name, _ in backbone.named_parameters()
+                if (m := re.search(r"\.(\d+)\.", name))]
+    last = max((i for i, _ in numbered), default=-1)
+    chosen = ({name for i, name in numbered if i > last - top_layers} if top_layers is not None
+              else {name for name, _ in backbone.named_parameters()})
+    for name, param in backbone.named_parameters():
+        param.requires_grad = name in chosen and name.endswith(".bias")
 
 
 def disable_dropout(module: nn.Module) -> None:

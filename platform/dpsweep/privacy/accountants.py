@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable
 from enum import Enum
 
+import numpy as np
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.analysis import gdp as gdp_analysis
 
@@ -25,7 +26,8 @@ from dpsweep.privacy.checks import check_delta, check_sample_rate, check_sigma, 
 
 
 class PrvGridTooLarge(ConfigError):
-    """PRV would need a discretisation grid too large for memory (ε far beyond any budget)."""
+    """PRV cannot account for a history: its grid would not fit in memory, or its discretisation
+    breaks down (Opacus' "Discrete mean differs" check, seen at σ = 0.01); ε far beyond any budget."""
 
 
 class Accountant(str, Enum):
@@ -75,6 +77,11 @@ def compute_epsilon(
     return _opacus_epsilon(acc, float(sigma), float(sample_rate), int(steps), float(delta))
 
 
+# Opacus' PRV takes log(1 - q): at q = 1 (full-batch DP gradient descent) numpy warns of
+# log(0) = -inf, which the comparison that follows handles exactly. Not a fault; not shown.
+warnings.filterwarnings("ignore", message="divide by zero encountered in log", category=RuntimeWarning,
+                        module=r"opacus\.accountants\.analysis\.prv\.prvs")
+
 @functools.lru_cache(maxsize=4096)
 def _opacus_epsilon(acc: Accountant, sigma: float, sample_rate: float, steps: int, delta: float) -> float:
     """The real accountant's answer (memoised: ε of a history never changes)."""
@@ -91,6 +98,7 @@ def _opacus_epsilon(acc: Accountant, sigma: float, sample_rate: float, steps: in
     with warnings.catch_warnings():
         if acc is Accountant.PRV:  # its inner RDP only sizes the grid: its order warning is noise
             warnings.filterwarnings("ignore", message="Optimal order")
+            return prv_or_refuse(lambda: float(accountant.get_epsilon(delta)), sigma, sample_rate, steps)
         return float(accountant.get_epsilon(delta))
 
 
@@ -115,10 +123,40 @@ def fast_epsilon(acc: Accountant, sigma: float, sample_rate: float, steps: int, 
 def _fast_epsilon(acc: Accountant, sigma: float, sample_rate: float, steps: int, delta: float) -> float:
     if acc is Accountant.PRV:
         check_prv_grid(sigma, sample_rate, steps, delta)
-        return fastpath.prv_epsilon(sigma, sample_rate, steps, delta)
+        return prv_or_refuse(lambda: fastpath.prv_epsilon(sigma, sample_rate, steps, delta), sigma, sample_rate,
+                             steps)
     if acc is Accountant.RDP:
         return fastpath.rdp_epsilon(sigma, sample_rate, steps, delta)
     return _opacus_epsilon(acc, sigma, sample_rate, steps, delta)
+
+
+def prv_or_refuse(compute: Callable[[], float], sigma: float, sample_rate: float, steps: int) -> float:
+    """``compute()`` (a PRV ε), with Opacus' refusals as one-line ConfigErrors, not crashes.
+
+    At tiny σ (0.01) Opacus' PRV raises RuntimeError("Discrete mean differs significantly
+    from continuous mean"): such a history spends far beyond any budget, and calibration
+    treats PrvGridTooLarge as over budget. At tiny δ (1e-300) it raises ValueError
+    ("Floating point errors will dominate"). Its PRV overflows in `exp` where `np.where`
+    discards the result anyway: those RuntimeWarnings (site-packages paths and source lines
+    on the user's terminal) are silenced here.
+    """
+    try:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            return compute()
+    except ValueError as exc:
+        if "Floating point errors" not in str(exc):
+            raise
+        raise ConfigError("delta is too small for the PRV accountant (floating-point error would dominate "
+                          "its epsilon); pass a delta of 1e-10 or more (usual: below 1/n_train, e.g. 1e-5), "
+                          "or accountant='rdp'") from None
+    except RuntimeError as exc:
+        if "Discrete mean" not in str(exc):
+            raise
+        raise PrvGridTooLarge(
+            f"PRV cannot account for sigma={sigma:g}, q={sample_rate:g}, steps={steps} (its discretisation "
+            "breaks down at such a small sigma, whose epsilon is far beyond usual budgets); raise sigma, or "
+            "use accountant='rdp'"
+        ) from None
 
 
 def check_prv_grid(sigma: float, sample_rate: float, steps: int, delta: float) -> None:

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from numbers import Real
 
 from dpsweep.errors import ConfigError
-from dpsweep.privacy.accountants import Accountant, opacus_epsilon, parse_accountant
+from dpsweep.privacy.accountants import (
+    Accountant,
+    PrvGridTooLarge,
+    opacus_epsilon,
+    parse_accountant,
+)
 from dpsweep.privacy.checks import (
     check_delta,
     check_sample_rate,
@@ -95,6 +100,14 @@ def max_steps_for_budget(
     return _step_result(model, steps, epsilon, max_steps=max_steps, min_steps=min_steps)
 
 
+def _one_step(model: StepModel) -> str:
+    """ε of one step, for a message; PRV cannot account for the tiniest σ (ε far beyond any budget)."""
+    try:
+        return f"{model.epsilon(1):.4g}"
+    except PrvGridTooLarge:
+        return "more than the PRV accountant can measure"
+
+
 def _warn_disagreement(acc: Accountant, where: str, fast: float, real: float) -> None:
     warnings.warn(f"dpsweep's fast {acc.value} path disagrees with Opacus at {where} "
                   f"({fast!r} vs {real!r}); searching again with Opacus alone",
@@ -106,7 +119,7 @@ def _step_result(model: StepModel, steps: int, epsilon: float, *, max_steps: int
     budget = f"epsilon={model.target:g} (delta={model.delta:g}, {model.acc.value})"
     noise = f"sigma={model.sigma:g} at q={model.sample_rate:g}"
     if steps < min_steps:
-        spent = f"{steps} step(s)" if steps else f"no step (one step spends {model.epsilon(1):.4g})"
+        spent = f"{steps} step(s)" if steps else f"no step (one step spends {_one_step(model)})"
         reason = (f"{noise} allows {spent} within {budget}, fewer than min_steps={min_steps}: "
                   "raise sigma, lower the sample rate or raise the budget")
         return StepCalibration(steps, epsilon, feasible=False, capped=False, reason=reason)

@@ -8,7 +8,10 @@ trial, nothing under the budget). Messages go to stderr as one line.
 
 JSON output (``--format json``) is strict JSON (``allow_nan=False``): ε = ∞ of
 non-private trials is written as the string ``"inf"`` (Python's ``float("inf")`` reads
-it back); missing values are ``null``.
+it back); missing values are ``null``. ``pareto --format json`` writes one object:
+``{"dataset", "metric", "front": [row, ...], "references": [...]}``; the references are
+the non-private TF-IDF peer and the two floors of the front's split (see
+:mod:`dpsweep.results.references`).
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ from dpsweep.results.coverage import (
 from dpsweep.results.pareto import pareto_front
 from dpsweep.results.queries import best_under_budget, export_config
 from dpsweep.results.recovery import DEFAULT_MIN_AGE_S, import_row_files, repair_store
+from dpsweep.results.references import read_references, reference_lines, references_json
 from dpsweep.results.report import write_report
 from dpsweep.results.store import DEFAULT_STORE, ResultStore
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_NOTHING_FOUND = 0, 2, 5
 FRONT_OUTPUT_COLUMNS = (
     "epsilon", "epsilon_target", "weighted_f1", "macro_f1", "sigma", "clip", "sample_rate",
-    "steps", "delta", "accountant", "privacy_unit", "epsilon_patient", "epsilon_release", "rank", "lora_alpha", "lr", "batch_size", "epochs",
+    "steps", "delta", "accountant", "privacy_unit", "epsilon_patient", "epsilon_release", "method", "rank", "lora_alpha", "lr", "batch_size", "epochs",
     "max_length", "model", "trial_id", "sweep_id",
 )
 
@@ -109,7 +113,9 @@ def add_results_commands(subparsers: argparse._SubParsersAction) -> None:
 
     report = subparsers.add_parser(
         "report", help="write Pareto plots and an index.html for every dataset",
-        description="Write pareto_<dataset>.png per dataset and index.html into --out. "
+        description="Write pareto_<dataset>.png per dataset and index.html (one self-contained file: "
+                    "the plots are embedded) into --out; each plot draws the non-private TF-IDF peer and "
+                    "the floors stored for the split (see `dpsweep store references`). "
                     "Exit 0 ok, 2 bad input, 5 empty store.")
     _common(report, dataset=False)
     report.add_argument("--out", default="results/report", help="output folder (default: results/report)")
@@ -118,7 +124,7 @@ def add_results_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_store_commands(subparsers: argparse._SubParsersAction) -> None:
-    store = subparsers.add_parser("store", help="maintain a results store: import recovered rows, repair",
+    store = subparsers.add_parser("store", help="maintain a results store: references, import recovered rows, repair",
                                   description="Maintain a results store. Exit 0 ok, 2 bad input.")
     sub = store.add_subparsers(dest="store_command", required=True)
     rows = sub.add_parser(
@@ -139,6 +145,36 @@ def _add_store_commands(subparsers: argparse._SubParsersAction) -> None:
                         help="leave temp files younger than this: a live writer may be about to publish them "
                              f"(default {DEFAULT_MIN_AGE_S:g})")
     repair.set_defaults(func=run_repair)
+    _add_references_command(sub)
+
+
+SPLIT_SETTINGS = ("dataset_format", "data_path", "sections", "uncertain_policy", "val_fraction",
+                  "text_column", "label_columns", "seed")
+"""Settings that decide a split's reports, text and labels: `store references --compute` takes them."""
+
+
+def _add_references_command(sub: argparse._SubParsersAction) -> None:
+    from dpsweep.settings import add_setting_flags
+
+    refs = sub.add_parser(
+        "references", help="list (or --compute) the non-private TF-IDF peer and the floors per dataset and split",
+        description="List the references stored beside the trial rows: TF-IDF + logistic regression "
+                    "(non-private: fitted on the training split), and the floors every label positive and "
+                    "label frequencies, on the validation split. A sweep computes them; --compute reads the "
+                    "data set and computes them without one (pass the split settings its trials used). "
+                    "Exit 0 ok, 2 bad input, 5 none stored.")
+    refs.add_argument("--store", default=DEFAULT_STORE, help=f"results store (default: {DEFAULT_STORE})")
+    refs.add_argument("--dataset", help="only this dataset")
+    refs.add_argument("--format", choices=("table", "json"), default="table", help="table (default) or json")
+    refs.add_argument("--compute", action="store_true",
+                      help="read the data set (--data-path, --dataset-format and the split settings) and "
+                           "compute its references first")
+    refs.add_argument("--dataset-name", metavar="NAME",
+                      help="with --compute: the dataset name its trials were stored under (default: the "
+                           "reader's: the format, or a csv folder's name)")
+    refs.add_argument("--force", action="store_true", help="with --compute: recompute references already stored")
+    add_setting_flags(refs, only=SPLIT_SETTINGS)
+    refs.set_defaults(func=run_references)
 
 
 def _emit(text: str) -> None:
@@ -227,9 +263,26 @@ def run_pareto(args: argparse.Namespace) -> int:
         return _fail(EXIT_NOTHING_FOUND, f"dataset {args.dataset!r} has no completed trial with "
                      f"{args.metric}; check `dpsweep report` for failed or pruned trials")
     columns = list(dict.fromkeys(("epsilon", args.metric, *FRONT_OUTPUT_COLUMNS)))
-    _emit(format_rows(front.to_pylist(), columns, args.format))
+    references = read_references(ResultStore(args.store), args.dataset)
+    if args.format == "json":
+        front_json = json.loads(format_rows(front.to_pylist(), columns, "json"))
+        _emit(json.dumps({"dataset": args.dataset, "metric": args.metric, "front": front_json,
+                          "references": references_json(references, front, dataset=args.dataset,
+                                                        metric=args.metric)}, indent=2, allow_nan=False))
+    else:
+        _emit(format_rows(front.to_pylist(), columns, args.format))
+    _say_references(references, front, args, to_stdout=args.format == "table")
     _say_coverage(table, args, to_stdout=args.format == "table")
     return EXIT_OK
+
+
+def _say_references(references: pa.Table, rows: pa.Table, args: argparse.Namespace, *, to_stdout: bool) -> None:
+    """The non-private peer and the floors of these rows' split: under a table, else on stderr."""
+    lines = reference_lines(references, rows, dataset=args.dataset, metric=args.metric, store_uri=args.store)
+    if to_stdout:
+        _emit("\n" + "\n".join(lines))
+    else:
+        print("\n".join(f"dpsweep: {line}" for line in lines), file=sys.stderr)
 
 
 def run_best(args: argparse.Namespace) -> int:
@@ -242,11 +295,16 @@ def run_best(args: argparse.Namespace) -> int:
     if row is None:
         return _fail(EXIT_NOTHING_FOUND, f"no completed trial of {args.dataset!r} with "
                      f"ε <= {_text(args.max_epsilon)}; raise --max-epsilon or run more trials")
+    references = read_references(ResultStore(args.store), args.dataset)
+    chosen = pa.Table.from_pylist([row], schema=table.schema)
     if args.format == "json":
-        _emit(json.dumps({k: _jsonable(v) for k, v in row.items()}, indent=2, allow_nan=False))
+        _emit(json.dumps({**{k: _jsonable(v) for k, v in row.items()},
+                          "references": references_json(references, chosen, dataset=args.dataset,
+                                                        metric=args.metric)}, indent=2, allow_nan=False))
     else:
         width = max(len(k) for k in row)
         _emit("\n".join(f"{k.ljust(width)}  {_text(v)}" for k, v in row.items() if k != "config_json"))
+    _say_references(references, chosen, args, to_stdout=args.format == "table")
     _say_coverage(table, args, to_stdout=args.format == "table")
     if args.export_model:
         code = _export_model(row, args.export_model, force=args.force)
@@ -285,7 +343,8 @@ def run_report(args: argparse.Namespace) -> int:
     if isinstance(table, int):
         return table
     try:
-        paths = write_report(_shown(table, args), args.out, metric=args.metric)
+        paths = write_report(_shown(table, args), args.out, metric=args.metric,
+                             references=read_references(ResultStore(args.store)))
     except ImportError as exc:
         return _fail(EXIT_BAD_INPUT, str(exc))
     except OSError as exc:
@@ -325,3 +384,73 @@ def run_repair(args: argparse.Namespace) -> int:
     print(f"store repair of {args.store}: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
           + ("" if actions else " (no temp files)"), file=sys.stderr)
     return EXIT_OK
+
+
+REFERENCE_TABLE_COLUMNS = ("dataset", "reference", "weighted_f1", "weighted_f1_tuned", "macro_f1", "micro_f1",
+                           "auroc_macro", "n_train", "n_val", "val_fraction", "seed", "sections",
+                           "uncertain_policy")
+
+
+def _reference_table(references: pa.Table) -> list[dict[str, Any]]:
+    """One row per (dataset, split, reference), one column per metric."""
+    from dpsweep.results.references import REFERENCE_KINDS, SPLIT_COLUMNS
+
+    out: dict[tuple, dict[str, Any]] = {}
+    for r in references.to_pylist():
+        key = (r["dataset"], *(r[c] for c in SPLIT_COLUMNS), r["reference"])
+        row = out.setdefault(key, {"dataset": r["dataset"], "reference": REFERENCE_KINDS.get(r["reference"],
+                                                                                             r["reference"]),
+                                   **{c: r[c] for c in SPLIT_COLUMNS}})
+        row[r["metric"]] = r["value"]
+    order = list(REFERENCE_KINDS.values())
+    return sorted(out.values(), key=lambda row: (row["dataset"], repr([row[c] for c in SPLIT_COLUMNS]),
+                                                  order.index(row["reference"]) if row["reference"] in order
+                                                  else len(order)))
+
+
+def run_references(args: argparse.Namespace) -> int:
+    """Handler of ``dpsweep store references``."""
+    from dpsweep.results.references import NON_PRIVATE_NOTE, compute_hint
+
+    try:
+        store = ResultStore(args.store)
+        if args.compute:
+            _compute_references(args, store)
+    except UserInputError as exc:
+        return _fail(EXIT_BAD_INPUT, str(exc))
+    references = read_references(store, args.dataset)
+    if references.num_rows == 0:
+        what = f"for dataset {args.dataset!r} " if args.dataset else ""
+        return _fail(EXIT_NOTHING_FOUND, f"no references stored {what}in store {args.store!r} (run a sweep, or "
+                     f"`{compute_hint(args.store, args.dataset or 'NAME')}` to compute them)")
+    rows = _reference_table(references)
+    _emit(format_rows(rows, REFERENCE_TABLE_COLUMNS, args.format))
+    if args.format == "table":
+        _emit(f"\nnote: {NON_PRIVATE_NOTE}; metrics are on the validation split.")
+    return EXIT_OK
+
+
+def _compute_references(args: argparse.Namespace, store: ResultStore) -> None:
+    """Read the data set with the split settings given and store its references (UserInputError on bad input)."""
+    from dpsweep.preflight import check_dataset_for_store, expected_dataset_name
+    from dpsweep.settings import TrialConfig
+
+    config = TrialConfig().override(source="command line", **{k: getattr(args, k, None) for k in SPLIT_SETTINGS})
+    if not config.data_path:
+        raise UserInputError("--compute needs the data set: pass --data-path DIR and --dataset-format FORMAT, "
+                             "and the split settings its trials used (--val-fraction, --seed, --sections)")
+    if args.dataset_name is not None:
+        name, source, fix = args.dataset_name, "--dataset-name", "pass another --dataset-name"
+    else:
+        (name, source), fix = expected_dataset_name(config.dataset_format, config.data_path), "pass --dataset-name"
+    check_dataset_for_store(name, source=source, fix=fix)
+    store.check_writable()
+    from dpsweep.bench.references import record_references
+    from dpsweep.train.loop import load_trial_corpus
+
+    corpus = load_trial_corpus(config)
+    stored = record_references(store, corpus, config, dataset=name, force=args.force,
+                               log=lambda line: print(f"dpsweep: {line}", file=sys.stderr))
+    if stored is None:
+        print(f"dpsweep: references of {name} on this split are stored already; --force recomputes them",
+              file=sys.stderr)

@@ -18,7 +18,7 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -154,17 +154,21 @@ class RepairAction:
     detail: str
 
 
-def repair_store(store: ResultStore, *, min_age_s: float = DEFAULT_MIN_AGE_S) -> list[RepairAction]:
+def repair_store(store: ResultStore, *, min_age_s: float = DEFAULT_MIN_AGE_S,
+                 only: Callable[[str], bool] | None = None) -> list[RepairAction]:
     """Publish complete temp files of killed writers; remove broken ones; keep young ones.
 
     A temp file is complete when its Parquet footer reads and every row passes the row
     checks of :meth:`ResultStore.append`; it then becomes its final name, unless that name
     exists (the writer published it and was killed before removing the temp file): then
     the temp file is removed. Temp files modified less than ``min_age_s`` ago are kept: a
-    live writer may be about to publish them.
+    live writer may be about to publish them. ``only(stem)`` limits repair to the temp files
+    of some rows (stem: ``<sweep_id>__<trial_id>``), e.g. those of one sweep.
     """
     actions = []
     for info in _temp_files(store):
+        if only is not None and not only(_TEMP.fullmatch(info.path.rpartition("/")[2])["stem"]):
+            continue
         age = time.time() - info.mtime.timestamp() if info.mtime is not None else float("inf")
         if age < min_age_s:
             actions.append(RepairAction(info.path, "kept", f"written {age:.0f} s ago: a writer may still be at "

@@ -110,7 +110,7 @@ def _setting_columns() -> list[tuple[str, pa.DataType, bool, str]]:
     """The trial settings that are columns (dpsweep.settings declares which), after the ledger."""
     from dpsweep.settings import store_columns
 
-    kinds = {"float": _F, "int": _I, "string": _S}
+    kinds = {"float": _F, "int": _I, "string": _S, "bool": pa.bool_()}
     return [(name, kinds[kind], True, f"Trial setting: {text[0].upper()}{text[1:]}.")
             for name, kind, text in store_columns()]
 

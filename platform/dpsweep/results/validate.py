@@ -158,6 +158,10 @@ def _coerce(name: str, typ: pa.DataType, value: Any) -> Any:
         return _to_float(name, value)
     if pa.types.is_timestamp(typ):
         return _to_timestamp(name, value)
+    if pa.types.is_boolean(typ):
+        if not isinstance(value, bool):
+            raise _bad(name, "must be true or false", value)
+        return value
     if name in ("per_label_f1", "config_json"):
         return _to_json_object(name, value)
     if name in ("sweep_id", "trial_id") and isinstance(value, numbers.Integral):

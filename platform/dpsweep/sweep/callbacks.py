@@ -46,6 +46,7 @@ class SweepProgress:
     failed: int = 0
     infeasible: int = 0
     recovered: list[str] = field(default_factory=list)  # rows the store refused, saved as JSON files
+    interrupted: bool = False  # SIGINT asked the sweep to stop (see runner._stop_on_sigint)
 
     def finished(self, epsilon: float, score: float | None, status: str) -> None:
         self.done += 1
@@ -80,6 +81,13 @@ class StoreCallback(Callback):
         self.recovery_dir = recovery_dir or recovery_folder()
         self._started: dict[str, float] = {}
         self._recovered: set[str] = set()
+
+    def on_step_begin(self, iteration: int, trials: list, **info) -> None:
+        """Stop Tune between steps once SIGINT asked the sweep to stop (Tune then stops its trials)."""
+        if self.progress.interrupted:
+            from dpsweep.sweep.runner import SweepInterrupted
+
+            raise SweepInterrupted("the sweep was interrupted (SIGINT)")
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
         self._started[trial.trial_id] = time.perf_counter()

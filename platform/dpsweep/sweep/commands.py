@@ -3,16 +3,20 @@
 Exit codes (dpsweep's one scheme, see dpsweep.cli): 0 the sweep ran (or the dry run
 planned); 2 bad input (one line, before any data, model or Ray is touched), or rows the
 store could not take (saved in recovered-rows/ for `dpsweep store import-rows`); 4 every
-trial failed.
+trial failed; 130 interrupted (SIGINT): one line says what is stored and how to resume.
+
+`dpsweep ray cleanup` stops what private Ray sessions of killed sweeps left running.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
+import shlex
 import sys
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_ALL_FAILED = 0, 2, 4
+EXIT_OK, EXIT_BAD_INPUT, EXIT_ALL_FAILED, EXIT_INTERRUPTED = 0, 2, 4, 130
 
 
 def add_sweep_command(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +25,7 @@ def add_sweep_command(sub: argparse._SubParsersAction) -> None:
         description="Run the search space in FILE.yaml: for each ε target (and inf, the non-private "
                     "baseline) an Optuna search on Ray Tune; every trial becomes one row in the "
                     "results store; ends by printing the Pareto front. Exit 0 ok, 2 bad input, "
-                    "4 every trial failed.")
+                    "4 every trial failed, 130 interrupted (Ctrl-C; the line printed says how to resume).")
     p.add_argument("file", metavar="FILE.yaml", help="search space, e.g. search_spaces/quickstart.yaml")
     p.add_argument("--address", help="join a Ray cluster: 'auto' (the one `ray start` made) or HOST:PORT; "
                                      "default: start a local Ray and stop it afterwards")
@@ -33,13 +37,34 @@ def add_sweep_command(sub: argparse._SubParsersAction) -> None:
                         "needed for a local path on a cluster of several nodes (or DPSWEEP_SHARED_RUNS_DIR=1)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved plan without starting Ray")
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted sweep (--name, or the latest sweep of this file)")
+                   help="continue an interrupted sweep (--name, or the latest sweep of this file); finished "
+                        "rows a killed run left unpublished are published first, not run again")
     p.set_defaults(func=run_sweep_command)
+
+
+def add_ray_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ray", help="housekeeping of the private Ray instances sweeps start")
+    rsub = p.add_subparsers(dest="ray_command", required=True)
+    cleanup = rsub.add_parser(
+        "cleanup", help="stop what private Ray sessions of killed sweeps left running; remove their folders",
+        description="A sweep killed with SIGKILL cannot stop its private Ray: its agents run on. Every sweep "
+                    "start cleans these up; this command does it now. Sessions of running sweeps are left alone.")
+    cleanup.set_defaults(func=run_ray_cleanup)
+
+
+def run_ray_cleanup(_args: argparse.Namespace) -> int:
+    from dpsweep.sweep.private_ray import cleanup_stale_sessions, private_parent
+
+    cleaned = cleanup_stale_sessions()
+    stopped = sum(c.stopped for c in cleaned)
+    print(f"ray cleanup of {private_parent()}: {len(cleaned)} stale session(s) removed, "
+          f"{stopped} process(es) stopped", file=sys.stderr)
+    return EXIT_OK
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
     from dpsweep.results import ResultStore
-    from dpsweep.sweep.runner import inspect_sweep, resolve_sweep_id, run_sweep
+    from dpsweep.sweep.runner import SweepInterrupted, inspect_sweep, resolve_sweep_id, run_sweep
     from dpsweep.sweep.spec import load_spec
 
     spec = load_spec(args.file)
@@ -53,10 +78,16 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         return EXIT_OK
     store = ResultStore(spec.store)
+    if args.resume:
+        publish_unfinished_writes(store, spec, name=args.name)
     sweep_id = resolve_sweep_id(spec, store, dataset=plan.dataset, name=args.name, resume=args.resume)
     print(f"sweep id {sweep_id}; rows go to {spec.store}", flush=True)
-    outcome = run_sweep(spec, plan, sweep_id=sweep_id, store=store, address=args.address, runs_dir=args.runs_dir,
-                        runs_dir_shared=args.shared_runs_dir)
+    record_sweep_references(store, spec, plan)
+    try:
+        outcome = run_sweep(spec, plan, sweep_id=sweep_id, store=store, address=args.address,
+                            runs_dir=args.runs_dir, runs_dir_shared=args.shared_runs_dir)
+    except SweepInterrupted:
+        return _interrupted(args, spec, store, dataset=plan.dataset, sweep_id=sweep_id)
     print_front(store, dataset=plan.dataset, sweep_id=sweep_id)
     print(f"\n{outcome.rows_written} rows written in {outcome.seconds:.0f} s. Query them with:\n"
           f"  dpsweep pareto --store {spec.store} --dataset {plan.dataset}\n"
@@ -75,6 +106,44 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         print("dpsweep: every trial failed; see the errors in the store rows and the Ray logs", file=sys.stderr)
         return EXIT_ALL_FAILED
     return EXIT_OK
+
+
+def record_sweep_references(store, spec, plan) -> None:
+    """The non-private TF-IDF peer and the floors of this split, from the corpus already read
+    (skipped when stored: a resumed sweep or a second sweep on the same split)."""
+    from dpsweep.bench.references import record_references
+
+    record_references(store, plan.corpus, spec.base, dataset=plan.dataset, log=lambda line: print(line, flush=True))
+
+
+def publish_unfinished_writes(store, spec, *, name: str | None) -> None:
+    """`dpsweep store repair` for the sweep being resumed: rows its killed driver wrote but did
+    not publish become visible (so their trials are not run again); broken ones are removed.
+
+    Only that sweep's temp files, and without the repair's minimum age: its driver is gone.
+    """
+    from dpsweep.results.recovery import repair_store
+    from dpsweep.sweep.runner import default_id_pattern
+
+    pattern = re.compile(re.escape(name) if name is not None else default_id_pattern(spec.name).pattern)
+    actions = repair_store(store, min_age_s=0, only=lambda stem: bool(re.fullmatch(f"{pattern.pattern}__.*", stem)))
+    published = sum(a.action == "published" for a in actions)
+    removed = sum(a.action == "removed" for a in actions)
+    if published or removed:
+        print(f"[dpsweep] resume: published {published} finished row(s) an interrupted run had not published; "
+              f"removed {removed} unfinished or duplicate temp file(s)", file=sys.stderr, flush=True)
+
+
+def _interrupted(args: argparse.Namespace, spec, store, *, dataset: str, sweep_id: str) -> int:
+    """SIGINT: one line saying what is stored and the command that resumes the sweep."""
+    from dpsweep.sweep.runner import stored_rows
+
+    rows = stored_rows(store, dataset=dataset, sweep_id=sweep_id)
+    command = ["dpsweep", "sweep", args.file, "--store", spec.store, "--name", sweep_id,
+               "--runs-dir", args.runs_dir, *(["--address", args.address] if args.address else []), "--resume"]
+    print(f"dpsweep: interrupted: {len(rows)} trial(s) of sweep {sweep_id} are stored in {spec.store} "
+          f"(dataset {dataset}); resume with: {shlex.join(command)}", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
 
 
 def check_sweep_store(spec, *, name: str | None, create: bool) -> None:
@@ -132,8 +201,20 @@ def print_front(store, *, dataset: str, sweep_id: str | None = None) -> list[dic
               f"{clip:>6} {r['rank']:>5} {r['lr']:>8.2g} {r['steps']:>6}")
     if not rows:
         print("  (no completed trial)")
+    _print_references(store, dataset=dataset, rows=rows)
     _print_coverage(store, dataset=dataset, sweep_id=sweep_id, composed=not release)
     return rows
+
+
+def _print_references(store, *, dataset: str, rows: list[dict]) -> None:
+    import pyarrow as pa
+
+    from dpsweep.results.references import read_references, reference_lines
+
+    if rows:
+        lines = reference_lines(read_references(store, dataset), pa.Table.from_pylist(rows), dataset=dataset,
+                                metric="weighted_f1", store_uri=store.uri)
+        print("\n".join(lines))
 
 
 def _print_coverage(store, *, dataset: str, sweep_id: str | None, composed: bool) -> None:

@@ -4,14 +4,22 @@ The results store is the sweep's source of truth. `--resume` reads the rows a sw
 already written, gives their (params, score) to a fresh Optuna sampler, and runs only
 the trials still missing, so an interrupted sweep continues without losing or
 duplicating rows (trials that were in flight when the driver died are run again).
+
+SIGINT (Ctrl-C) stops the sweep where it can stop cleanly: the trials in flight are
+stopped, the rows already written stay, and :class:`SweepInterrupted` tells the caller.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +30,13 @@ from dpsweep.sweep.plan import SweepPlan, plan_sweep
 from dpsweep.sweep.spec import Param, SweepSpec
 
 Log = Any
+
+
+class SweepInterrupted(Exception):
+    """SIGINT stopped the sweep; the rows written so far are in the store.
+
+    An Exception (not KeyboardInterrupt) so that Ray Tune, which it unwinds, stops its trials.
+    """
 
 
 @dataclass
@@ -41,13 +56,17 @@ def inspect_sweep(spec: SweepSpec) -> tuple[SweepSpec, SweepPlan]:
     become absolute, since Tune trials run in their own working directories.
     """
     from dpsweep.model import resolve_model_path
+    from dpsweep.preflight import check_trial_model
     from dpsweep.privacy import validate_privacy_args
     from dpsweep.train.loop import load_trial_corpus, training_units
 
     base = spec.base
     resolve_model_path(base.model)
+    check_trial_model(base, source=spec.source)  # config.json only: before the corpus is read
     if "://" not in base.data_path:
         base = base.override(data_path=str(Path(base.data_path).expanduser().resolve()))
+    if base.public_path is not None and "://" not in base.public_path:
+        base = base.override(public_path=str(Path(base.public_path).expanduser().resolve()))
     if base.model != "default" and Path(base.model).exists():
         base = base.override(model=str(Path(base.model).resolve()))
     corpus = load_trial_corpus(base)
@@ -71,8 +90,14 @@ def default_sweep_id(spec: SweepSpec) -> str:
     return f"{spec.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
 
 
-def stored_rows(store, *, dataset: str, sweep_id: str | None = None, prefix: str | None = None) -> list[dict]:
-    """Rows of one sweep (or of every sweep whose id starts with `prefix`) in the store."""
+def default_id_pattern(spec_name: str) -> re.Pattern[str]:
+    """Sweep ids `default_sweep_id` gives a spec: its name, '-', a UTC time (nothing else)."""
+    return re.compile(re.escape(spec_name) + r"-\d{8}-\d{6}")
+
+
+def stored_rows(store, *, dataset: str, sweep_id: str | None = None,
+                pattern: re.Pattern[str] | None = None) -> list[dict]:
+    """Rows of one sweep (or of every sweep whose id matches `pattern` in full) in the store."""
     import pyarrow.compute as pc
 
     if dataset not in store.datasets():
@@ -80,15 +105,14 @@ def stored_rows(store, *, dataset: str, sweep_id: str | None = None, prefix: str
     table = store.read(dataset)
     if sweep_id is not None:
         table = table.filter(pc.equal(table["sweep_id"], sweep_id))
-    elif prefix is not None:
-        table = table.filter(pc.starts_with(table["sweep_id"], prefix))
-    return table.to_pylist()
+    rows = table.to_pylist()
+    return [r for r in rows if pattern.fullmatch(r["sweep_id"])] if pattern is not None else rows
 
 
 def resolve_sweep_id(spec: SweepSpec, store, *, dataset: str, name: str | None, resume: bool) -> str:
     """The sweep_id: --name, or the spec name plus a UTC time; --resume finds the latest one."""
     if resume and name is None:
-        rows = stored_rows(store, dataset=dataset, prefix=f"{spec.name}-")
+        rows = stored_rows(store, dataset=dataset, pattern=default_id_pattern(spec.name))
         if not rows:
             raise ConfigError(f"--resume: no sweep of '{spec.name}' in store {store.uri} for dataset {dataset}; "
                               "run it without --resume first, or pass --name of the sweep to continue")
@@ -100,8 +124,21 @@ def resolve_sweep_id(spec: SweepSpec, store, *, dataset: str, name: str | None, 
     return sweep_id
 
 
-def _tag(eps: float) -> str:
-    return "inf" if math.isinf(eps) else f"{eps:g}"
+def epsilon_tag(eps: float) -> str:
+    """ε as it appears in trial ids and Tune folder names: exact, and valid under the store's id rule.
+
+    Short (`8`, `0.1`, `inf`) where `:g` is exact, else the shortest exact form; the exponent's
+    '+' (which the id rule refuses: `1e+12`) is dropped, so `float(epsilon_tag(e)) == e`.
+    """
+    if math.isinf(eps):
+        return "inf"
+    short = f"{eps:g}"
+    return (short if float(short) == eps else repr(eps)).replace("e+", "e")
+
+
+def trial_prefix(eps: float, n_previous: int) -> str:
+    """Start of the ids of one target's trials (Tune's trial id follows); distinct across resumed runs."""
+    return f"eps{epsilon_tag(eps)}-{n_previous}"
 
 
 def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address: str | None = None,
@@ -111,7 +148,6 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
     On a cluster of several nodes `runs_dir` must be shared storage (see sweep/storage.py);
     `runs_dir_shared` declares a local path to be a mount every node shares.
     """
-    import ray
 
     from dpsweep.sweep.callbacks import SweepProgress
     from dpsweep.sweep.callbacks import log as default_log
@@ -120,13 +156,16 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
     started = time.perf_counter()
     existing = stored_rows(store, dataset=plan.dataset, sweep_id=sweep_id)
     wanted = _trial_counts(spec, existing, log)
-    todo = {eps: wanted[eps] - sum(1 for r in existing if r["epsilon_target"] == eps) for eps in spec.epsilons}
+    # A failed trial (its worker or the cluster died) trained nothing that was kept: run it again.
+    done = [r for r in existing if r["status"] in ("completed", "infeasible")]
+    todo = {eps: wanted[eps] - sum(1 for r in done if r["epsilon_target"] == eps) for eps in spec.epsilons}
     progress = SweepProgress(total=sum(max(n, 0) for n in todo.values()))
     if existing:
-        log(f"resuming sweep {sweep_id}: {len(existing)} rows already stored, {progress.total} trials to run")
+        failed = len(existing) - len(done)
+        log(f"resuming sweep {sweep_id}: {len(existing)} rows already stored"
+            f"{f' ({failed} failed, run again)' if failed else ''}, {progress.total} trials to run")
     runs = str(Path(runs_dir).resolve()) if "://" not in runs_dir else runs_dir
-    started_ray = _connect(address, spec, log)
-    try:
+    with _stop_on_sigint(progress, log), _ray_session(address, log), _prefix_cache_removed(runs, sweep_id):
         from dpsweep.sweep.storage import alive_nodes, check_runs_dir, declared_shared
 
         check_runs_dir(runs_dir, nodes=alive_nodes(), shared=declared_shared(runs_dir_shared))  # before any trial
@@ -138,21 +177,16 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
         prefix_ref = (_shared_prefix(spec, shared.get(), log, runs_dir=runs, sweep_id=sweep_id)
                       if progress.total else None)
         for eps in spec.epsilons:
+            _raise_if_interrupted(progress)
             if todo[eps] <= 0:
-                log(f"ε={_tag(eps)}: all {wanted[eps]} trials already stored")
+                log(f"ε={epsilon_tag(eps)}: all {wanted[eps]} trials already stored")
                 continue
             _run_target(spec, plan, eps=eps, trials=todo[eps], sweep_id=sweep_id, store=store,
                         previous=[r for r in existing if r["epsilon_target"] == eps], runs_dir=runs,
                         progress=progress, log=log, prefix_ref=prefix_ref, wanted=wanted[eps], shared=shared)
+        _raise_if_interrupted(progress)
         if spec.tuning is not None:
             _release_best(spec, store, plan.dataset, sweep_id, log)
-    finally:
-        if "://" not in runs:
-            import shutil
-
-            shutil.rmtree(prefix_cache_folder(runs, sweep_id), ignore_errors=True)  # derived from reports
-        if started_ray:
-            ray.shutdown()
     written = len(stored_rows(store, dataset=plan.dataset, sweep_id=sweep_id)) - len(existing)
     return SweepOutcome(sweep_id, store.uri, plan.dataset, written, time.perf_counter() - started, progress)
 
@@ -174,7 +208,7 @@ def _trial_counts(spec: SweepSpec, existing: list[dict], log) -> dict[float, int
     for eps in spec.epsilons:
         stored = [r["tuning_trials"] for r in existing if r["epsilon_target"] == eps and r.get("tuning_trials")]
         counts[eps] = int(stored[0]) if stored else draw_trials(spec.tuning)
-        log(f"ε={_tag(eps)}: random stopping drew {counts[eps]} trial(s) ({spec.tuning.distribution}, mean "
+        log(f"ε={epsilon_tag(eps)}: random stopping drew {counts[eps]} trial(s) ({spec.tuning.distribution}, mean "
             f"{spec.tuning.mean_trials:g}){'; nothing will be released for this target' if not counts[eps] else ''}")
     return counts
 
@@ -188,7 +222,7 @@ def _release_best(spec: SweepSpec, store, dataset: str, sweep_id: str, log) -> N
         best = mark_released(store, [r for r in rows if r["epsilon_target"] == eps])
         if best is not None:
             release = best.get("epsilon_release")
-            log(f"ε={_tag(eps)}: released trial {best['trial_id']}"
+            log(f"ε={epsilon_tag(eps)}: released trial {best['trial_id']}"
                 + (f" (ε of the release, tuning included: {release:.4g})" if release is not None else ""))
 
 
@@ -227,7 +261,7 @@ def _shared_prefix(spec: SweepSpec, corpus, log, *, runs_dir: str, sweep_id: str
     if states is None:
         log(f"frozen-layer cache for the sweep {how}; each trial runs every layer")
         return None
-    log(f"computed the frozen lower layers once for all trials ({len(states)} reports, "
+    log(f"computed the frozen lower layers once for all trials ({sum(len(s) for s in states)} reports, "
         f"{time.perf_counter() - t0:.1f} s): {how}")
     return ray.put(states)
 
@@ -236,13 +270,85 @@ def prefix_cache_folder(runs_dir: str, sweep_id: str) -> Path:
     return Path(runs_dir) / "prefix-cache" / sweep_id
 
 
-def _connect(address: str | None, spec: SweepSpec, log) -> bool:
-    """Join a cluster (--address, or RAY_ADDRESS under `ray job submit`) or start a local Ray."""
+@contextlib.contextmanager
+def _prefix_cache_removed(runs_dir: str, sweep_id: str) -> Iterator[None]:
+    """Delete the sweep's memory-mapped frozen-layer states when it ends: they derive from reports."""
+    try:
+        yield
+    finally:
+        if "://" not in runs_dir:
+            import shutil
+
+            shutil.rmtree(prefix_cache_folder(runs_dir, sweep_id), ignore_errors=True)
+
+
+def _raise_if_interrupted(progress) -> None:
+    if progress.interrupted:
+        raise SweepInterrupted("the sweep was interrupted (SIGINT)")
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(progress, log) -> Iterator[None]:
+    """The first SIGINT asks the sweep to stop (`progress.interrupted`, checked between Tune
+    steps and targets); a second one stops it at once (KeyboardInterrupt).
+
+    Tune's own handler is turned off: it would end the run as if it had finished.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ask_to_stop(_signum, _frame) -> None:
+        if progress.interrupted:
+            raise KeyboardInterrupt
+        progress.interrupted = True
+        log("interrupted: stopping the trials in flight (press Ctrl-C again to stop at once)")
+
+    previous_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    previous = signal.signal(signal.SIGINT, ask_to_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if previous_env is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env
+
+
+@contextlib.contextmanager
+def _ray_session(address: str | None, log) -> Iterator[None]:
+    """Ray for the sweep: the one already initialised, a cluster joined, or a private one
+    (see dpsweep.sweep.private_ray) stopped afterwards."""
     import ray
 
     if ray.is_initialized():
-        return False
+        yield
+        return
+    if address or os.environ.get("RAY_ADDRESS"):
+        _connect(address, log)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+        return
+    from dpsweep.sweep.private_ray import private_session
+
+    with private_session(log) as session:
+        _connect(None, log, temp_dir=str(session.folder))
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+
+def _connect(address: str | None, log, *, temp_dir: str | None = None) -> None:
+    """Join a cluster (--address, or RAY_ADDRESS under `ray job submit`) or start a local Ray
+    in `temp_dir` (a private session folder)."""
     import logging
+
+    import ray
 
     for name in ("ray.tune", "ray.train", "ray.air"):  # our callbacks print the progress that matters
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -262,12 +368,11 @@ def _connect(address: str | None, spec: SweepSpec, log) -> bool:
         temp_dir = os.environ.get("DPSWEEP_RAY_TMP") if target == "auto" else None
         ray.init(address=target, runtime_env=env, log_to_driver=_log_to_driver(),
                  **({"_temp_dir": temp_dir} if temp_dir else {}))
-        return True
+        return
     cpus = os.cpu_count() or 1
     log(f"starting a local Ray instance ({cpus} CPUs)")
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, runtime_env=env,
-             log_to_driver=_log_to_driver())
-    return True
+             log_to_driver=_log_to_driver(), _temp_dir=temp_dir)
 
 
 def _log_to_driver() -> bool:
@@ -340,14 +445,14 @@ def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sw
     from dpsweep.sweep.callbacks import StoreCallback
     from dpsweep.sweep.trainable import METRIC, sweep_trial
 
-    tag = _tag(eps)
+    tag = epsilon_tag(eps)
     target = next(t for t in plan.targets if t.epsilon == eps)
     params = target.params  # σ narrowed to the range useful for this budget
     base, row_extra = _target_base(spec, plan, eps, wanted)
     r = spec.resources
     resources = {"workers_per_trial": r.workers_per_trial, "cpus_per_worker": r.cpus_per_worker,
                  "gpus_per_worker": r.gpus_per_worker}
-    prefix = f"eps{tag}-{len(previous)}"  # distinct trial ids across resumed runs
+    prefix = trial_prefix(eps, len(previous))
     trainable = tune.with_parameters(sweep_trial, base=base, sweep_id=sweep_id, trial_prefix=prefix,
                                      dataset_name=plan.dataset, resources=resources, runs_dir=runs_dir,
                                      prefix_ref=prefix_ref, row_extra=row_extra, shared=shared)
@@ -371,10 +476,15 @@ def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sw
         trainable, param_space=tune_space(params),
         tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=search, num_samples=trials,
                                     max_concurrent_trials=r.max_concurrent_trials, reuse_actors=True),
-        run_config=tune.RunConfig(name=f"{sweep_id}-eps{tag}-{len(previous)}", storage_path=runs_dir,
+        run_config=tune.RunConfig(name=f"{sweep_id}-{prefix}", storage_path=runs_dir,
                                   callbacks=[callback], verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=0)))
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    except Exception:
+        _raise_if_interrupted(progress)  # Tune stopped because SIGINT asked it to
+        raise
+    _raise_if_interrupted(progress)
     _reconcile(grid, callback)
 
 

@@ -28,14 +28,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dpsweep.errors import ConfigError
-from dpsweep.settings import SETTINGS, TrialConfig, read_yaml, searchable, setting_type, yaml_home
+from dpsweep.settings import (
+    EPSILON_MAX,
+    SETTINGS,
+    TrialConfig,
+    read_yaml,
+    searchable,
+    setting_type,
+    yaml_home,
+)
 
 Dist = Literal["loguniform", "uniform", "int", "choice"]
 DISTS: tuple[str, ...] = ("loguniform", "uniform", "int", "choice")
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "nsgaii")
 
-_SECTIONS = ("name", "dataset", "model", "privacy", "search", "training", "trials_per_target", "sampler",
-             "resources", "store")
+_SECTIONS = ("name", "dataset", "model", "privacy", "public_data", "search", "training", "trials_per_target",
+             "sampler", "resources", "store")
 # Keys of the sections that are the sweep's own, not a trial setting
 _SWEEP_KEYS = {"dataset": ("name",), "privacy": ("epsilons", "tuning")}
 
@@ -170,6 +178,7 @@ def spec_from_mapping(data: Any, *, source: str) -> SweepSpec:
         base = TrialConfig.from_mapping(flat, source=source)
     except ConfigError as exc:
         raise ConfigError(str(exc)) from None
+    _check_searched_settings(err, base, params)
     trials = data.get("trials_per_target", 4)
     if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
         raise err("trials_per_target", f"must be an integer >= 1, got {trials!r}")
@@ -179,7 +188,23 @@ def spec_from_mapping(data: Any, *, source: str) -> SweepSpec:
     return SweepSpec(name=name, source=source, base=base, dataset_name=dataset_name, epsilons=epsilons,
                      params=params, trials_per_target=trials, sampler=sampler, seed=seed,
                      resources=_resources(err, data.get("resources", {})),
-                     store=str(data.get("store", "results/store")), tuning=tuning)
+                     store=_store(err, data.get("store", "results/store")), tuning=tuning)
+
+
+def _check_searched_settings(err: _Errors, base: TrialConfig, params: tuple[Param, ...]) -> None:
+    """Every value a trial may draw must make a valid TrialConfig with the fixed settings."""
+    for p in params:
+        for value in p.values or ():
+            try:
+                base.override(source="search", **{p.key: value})
+            except ConfigError as exc:
+                raise err(f"search.{p.key}", f"value {value!r}: {exc}") from None
+
+
+def _store(err: _Errors, store: Any) -> str:
+    if not isinstance(store, str) or not store.strip():
+        raise err("store", f"must be one folder or URI (a string), got {store!r}; e.g. store: results/store")
+    return store
 
 
 def _tuning(err: _Errors, raw: Any, *, sampler: str, params: tuple[Param, ...], trials_given: bool) -> Tuning | None:
@@ -247,7 +272,7 @@ def _flat_config(err: _Errors, data: dict) -> tuple[dict, dict, str | None]:
     """
     flat: dict[str, Any] = {}
     where: dict[str, str] = {}
-    for section in ("dataset", "model", "privacy", "training"):
+    for section in ("dataset", "model", "privacy", "public_data", "training"):
         mapping = _section(err, data, section)
         keys = _section_keys(section)
         _refuse_unknown(err, f"{section}.", mapping, keys)
@@ -259,6 +284,8 @@ def _flat_config(err: _Errors, data: dict) -> tuple[dict, dict, str | None]:
         if not dataset.get(key):
             raise err(f"dataset.{key}", "is missing; give the reader (mimic-cxr, ct-rate, csv) and the "
                       "folder holding the data")
+        if not isinstance(dataset[key], str):
+            raise err(f"dataset.{key}", f"must be one name or folder (a string), got {dataset[key]!r}")
     flat["data_path"] = str(dataset["path"])  # relative to where the sweep is launched
     from dpsweep.data import FORMATS
 
@@ -289,6 +316,9 @@ def _privacy(err: _Errors, privacy: dict) -> tuple[float, ...]:
             raise err("privacy.epsilons", f"{value!r} is not a number; use numbers or inf") from None
         if not eps > 0:
             raise err("privacy.epsilons", f"every target must be > 0, got {value!r}; use inf for no DP")
+        if math.isfinite(eps) and eps > EPSILON_MAX:
+            raise err("privacy.epsilons", f"every finite target must be <= {EPSILON_MAX:g}, got {eps:g}; use "
+                      "inf for no DP")
         epsilons.append(eps)
     if len(set(epsilons)) != len(epsilons):
         raise err("privacy.epsilons", f"targets must be distinct, got {raw!r}")
@@ -341,9 +371,12 @@ def _param(err: _Errors, where: str, key: str, spec: dict) -> Param:
 
 
 def _check_value(err: _Errors, where: str, key: str, value: Any) -> None:
-    """Every value a distribution can produce must be a valid TrialConfig value."""
+    """Every value a distribution can produce must be a valid value of its setting (rules across
+    settings are checked against the fixed ones in _check_searched_settings)."""
+    from dpsweep.settings import check_setting, coerce_setting
+
     try:
-        TrialConfig.from_mapping({key: value}, source=where)
+        check_setting(key, coerce_setting(key, value, source=where))
     except ConfigError as exc:
         raise err(where, f"value {value!r} is invalid ({str(exc).split(': ', 1)[-1]})") from None
 
@@ -370,14 +403,25 @@ def _resources(err: _Errors, resources: Any) -> Resources:
     _refuse_unknown(err, "resources.", resources, known)
     out = Resources(**resources)
     checks = [
-        (isinstance(out.workers_per_trial, int) and out.workers_per_trial >= 1, "workers_per_trial",
-         "an integer >= 1"),
-        (out.cpus_per_worker > 0, "cpus_per_worker", "> 0 (Ray refuses 0 CPUs), e.g. 1"),
-        (out.gpus_per_worker >= 0, "gpus_per_worker", ">= 0"),
-        (isinstance(out.max_concurrent_trials, int) and out.max_concurrent_trials >= 1,
-         "max_concurrent_trials", "an integer >= 1"),
+        (_is_int(out.workers_per_trial) and 1 <= out.workers_per_trial <= 10_000, "workers_per_trial",
+         "an integer from 1 to 10000"),
+        (_is_number(out.cpus_per_worker) and 0 < out.cpus_per_worker <= 10_000, "cpus_per_worker",
+         "a number > 0 (Ray refuses 0 CPUs) and <= 10000, e.g. 1"),
+        (_is_number(out.gpus_per_worker) and 0 <= out.gpus_per_worker <= 1_000, "gpus_per_worker",
+         "a number from 0 to 1000"),
+        (_is_int(out.max_concurrent_trials) and 1 <= out.max_concurrent_trials <= 10_000,
+         "max_concurrent_trials", "an integer from 1 to 10000"),
     ]
     for ok, key, rule in checks:
         if not ok:
             raise err(f"resources.{key}", f"must be {rule}, got {getattr(out, key)!r}")
     return out
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (YAML's true/false and "1" are not numbers)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

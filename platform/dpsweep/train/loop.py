@@ -12,7 +12,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 
 from dpsweep.data import Corpus, DataOptions, load_corpus
 from dpsweep.errors import ConfigError, PrivacyGuardError
-from dpsweep.model import LoraSettings, ModelSpec, load_classifier, resolve_model_path
+from dpsweep.model import resolve_model_path
 from dpsweep.privacy import PrivacyLedger, compute_epsilon, validate_privacy_args
 from dpsweep.privacy.ledger import dp_ledger
 from dpsweep.settings import TrialConfig
@@ -37,8 +37,15 @@ from dpsweep.train.batches import (
     predict,
 )
 from dpsweep.train.loss import MultiLabelBCE
+from dpsweep.train.methods import (
+    build_trial_model,
+    caches_frozen_layers,
+    encode_public,
+    load_public_corpus,
+    warm_start,
+)
 from dpsweep.train.metrics import evaluate, tune_thresholds
-from dpsweep.train.plan import StepPlan, plan_steps, sample_rate_for
+from dpsweep.train.plan import StepPlan, logical_batch_size, plan_steps, sample_rate_for
 from dpsweep.train.record import TrialResult
 
 Log = Callable[[str], None]
@@ -109,10 +116,14 @@ def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, plan: StepPl
         return infeasible_result(config, corpus, plan, wall_seconds=time.perf_counter() - started)
     if ranks is None:
         log(plan_summary(config, corpus, plan))
-    model, tokenizer = trial_model(config, num_labels=len(corpus.label_names), device=world.device)
+    public = load_public_corpus(config, label_names=corpus.label_names)
+    model, tokenizer = build_trial_model(config, num_labels=len(corpus.label_names), public=public,
+                                         device=world.device)
     train = encode(corpus.train, tokenizer, max_length_tokens=config.max_length)
+    warm = encode_public(public, tokenizer, config)
     t_cache = time.perf_counter()
-    cache_prefix(model, train, config, log=log, states=prefix_states)
+    cache_prefix(model, train, config, log=log, states=prefix_states, public=warm)
+    warm_start(model, warm, config, device=world.device, log=log)
     t0 = time.perf_counter()
     if ranks is None:
         trainer = make_trainer(model, train, config, plan, world=world)
@@ -159,7 +170,7 @@ def training_units(config: TrialConfig, corpus: Corpus) -> int:
 
 def check_plan_fits(plan: StepPlan, config: TrialConfig, *, n_units: int) -> None:
     """The corpus this process read must give the q the trial was calibrated with."""
-    q = sample_rate_for(n_train=n_units, batch_size=config.batch_size)
+    q = sample_rate_for(n_train=n_units, batch_size=logical_batch_size(config, n_train=n_units))
     if not math.isclose(q, plan.sample_rate):
         raise PrivacyGuardError(f"this process's corpus gives q={q:.6g} but the trial was planned with "
                                 f"q={plan.sample_rate:.6g}; every rank must read the same data")
@@ -199,15 +210,10 @@ def infeasible_result(config: TrialConfig, corpus: Corpus, plan: StepPlan, *, wa
                        wall_seconds=wall_seconds, **_corpus_fields(config, corpus))
 
 
-def trial_model(config: TrialConfig, *, num_labels: int, device: str | torch.device = "cpu"):
-    """(classifier, tokenizer) of a trial: seeded, LoRA injected on `device`."""
-    seed_everything(config.seed)
-    spec = ModelSpec(name_or_path=config.model, pooling=config.pooling, head_bias_init=config.head_bias_init,
-                     backbone_dropout=config.backbone_dropout,
-                     lora=LoraSettings(rank=config.rank, alpha=config.lora_alpha,
-                                       dropout=config.lora_dropout, targets=config.lora_targets,
-                                       top_layers=config.lora_layers))
-    return load_classifier(spec, num_labels=num_labels, device=device)
+def trial_model(config: TrialConfig, *, num_labels: int, device: str | torch.device = "cpu",
+                public: Corpus | None = None):
+    """(classifier, tokenizer) of a trial's method: seeded, adapters injected, on `device`."""
+    return build_trial_model(config, num_labels=num_labels, public=public, device=device)
 
 
 def evaluate_trial(model, tokenizer, config: TrialConfig, corpus: Corpus, plan: StepPlan, *,
@@ -235,49 +241,63 @@ def evaluate_trial(model, tokenizer, config: TrialConfig, corpus: Corpus, plan: 
     return result
 
 
-def cache_prefix(model, train: EncodedSplit, config: TrialConfig, *, log: Log, states=None) -> None:
-    """Compute the frozen lower layers once for the training reports (dpsweep.model.prefix).
+def cache_prefix(model, train: EncodedSplit, config: TrialConfig, *, log: Log, states=None,
+                 public: EncodedSplit | None = None) -> None:
+    """Compute the frozen lower layers once for the training (and warm-start) reports (dpsweep.model.prefix).
 
-    `states`: a sweep's shared `PrefixStates` (in memory, or memory-mapped in its run folder).
+    `states`: a sweep's shared `PrefixStates` stores (in memory, or memory-mapped in its run folder).
     """
-    if not config.prefix_cache or config.lora_layers is None:
+    if not caches_frozen_layers(config):
         return
     t0 = time.perf_counter()
-    why_not = model.enable_prefix_cache(train.input_ids, pad_id=train.pad_id, states=states)
+    public_ids = public.input_ids if public is not None else None
+    why_not = model.enable_prefix_cache(train.input_ids, pad_id=train.pad_id, states=states, public=public_ids)
     if why_not:
         log(f"frozen-layer cache off: {why_not}")
         return
     cache = model.prefix_cache
-    shared = states is not None and cache.states is states
-    where = ("shared by the sweep, " + (f"memory-mapped at {states.path}" if states.path else "in memory")
-             if shared else "computed by this trial, in memory")
-    log(f"cached the {cache.first_adapted} frozen lower layers for {len(train)} reports in "
-        f"{time.perf_counter() - t0:.1f} s ({where}, fp16)")
+    reused = [s for s in cache.stores if states is not None and any(s is t for t in _as_list(states))]
+    computed = len(cache.stores) - len(reused)
+    where = (("shared by the sweep, " + ("memory-mapped at " + ", ".join(s.path for s in reused if s.path)
+                                          if any(s.path for s in reused) else "in memory"))
+             if reused else "computed by this trial, in memory")
+    n = len(train) + (len(public_ids) if public_ids is not None else 0)
+    log(f"cached the {cache.first_adapted} frozen lower layers for {n} reports in "
+        f"{time.perf_counter() - t0:.1f} s ({where}{'; some computed here' if reused and computed else ''}, fp16)")
+
+
+def _as_list(states) -> list:
+    return list(states) if isinstance(states, (list, tuple)) else [states]
 
 
 def compute_prefix_states(config: TrialConfig, corpus: Corpus, *, folder: str | None = None):
-    """Frozen-layer outputs of the training reports, to share across a sweep's trials.
+    """Frozen-layer outputs of the training (and warm-start) reports, to share across a sweep's trials.
 
     Valid for every trial that differs only in what LoRA rank, lr, clip, σ, batch or
-    epochs it uses: the frozen layers and the tokens are the same. Returns
-    (PrefixStates or None, what was done or why not, for the sweep's log): in memory up to
+    epochs it uses: the frozen layers and the tokens are the same. Returns (list of
+    PrefixStates or None, what was done or why not, for the sweep's log): in memory up to
     `dpsweep.model.prefix.MEMORY_BUDGET_BYTES`, else memory-mapped in `folder` (when given).
     """
-    from dpsweep.model.prefix import MEMORY_BUDGET_BYTES, estimated_bytes
+    from dpsweep.model.prefix import MEMORY_BUDGET_BYTES
 
-    if not config.prefix_cache or config.lora_layers is None:
-        return None, "off: the config caches nothing (prefix_cache off or no lora_layers)"
+    if not caches_frozen_layers(config):
+        return None, "off: the config caches nothing (prefix_cache off, no lora_layers, or method linear)"
     model, tokenizer = trial_model(config, num_labels=len(corpus.label_names))
-    train = encode(corpus.train, tokenizer, max_length_tokens=config.max_length)
-    size = estimated_bytes(train.input_ids, model.backbone.config.hidden_size)
-    why_not = model.enable_prefix_cache(train.input_ids, pad_id=train.pad_id, folder=folder)
+    sequences = encode(corpus.train, tokenizer, max_length_tokens=config.max_length).input_ids
+    public_ids = None
+    if config.public_path is not None:  # warm starts read the public reports: cache them too
+        public = load_public_corpus(config, label_names=corpus.label_names)
+        public_ids = encode_public(public, tokenizer, replace(config, public_warm_steps=1)).input_ids
+    why_not = model.enable_prefix_cache(sequences, pad_id=tokenizer.pad_token_id, public=public_ids, folder=folder)
     if why_not:
         return None, f"off: {why_not}"
-    states = model.prefix_cache.states
+    stores = list(model.prefix_cache.stores)
+    size = sum(s.data.nbytes for s in stores)
     budget = f"{size / 2**30:.2f} GiB fp16, in-memory budget {MEMORY_BUDGET_BYTES / 2**30:.0f} GiB"
-    where = (f"memory-mapped at {states.path} ({budget})" if states.path
+    paths = [s.path for s in stores if s.path]
+    where = (f"memory-mapped at {', '.join(paths)} ({budget})" if paths
              else f"in memory, shared through Ray's object store ({budget})")
-    return states, where
+    return stores, where
 
 
 def _fmt_eps(eps: float) -> str:
@@ -418,17 +438,38 @@ class Trainer:
         self.config, self.plan, self.world = config, plan, world
         self.optimizer, self.schedule = optimizer_and_schedule(unwrap(model), config, plan.steps)
         self.steps = 0
+        # EMA of the trained weights (config.ema > 0): post-processing of the DP iterates, no ε
+        self.average = ({name: p.detach().clone() for name, p in self._trainable().items()}
+                        if config.ema else None)
 
     @property
     def module(self) -> torch.nn.Module:
         return unwrap(self.model)
 
     def run(self, *, on_step: StepHook | None = None) -> int:
-        """Take the remaining logical steps of the plan; returns the steps taken in all."""
+        """Take the remaining logical steps of the plan; returns the steps taken in all.
+
+        With `ema`, the model ends holding the moving average of its weights.
+        """
         for loss in self._logical_steps():
+            self._update_average()
             if on_step is not None:
                 on_step(self.steps, loss)
+        if self.average is not None:
+            with torch.no_grad():
+                for name, p in self._trainable().items():
+                    p.copy_(self.average[name])
         return self.steps
+
+    def _trainable(self) -> dict[str, torch.nn.Parameter]:
+        return {name: p for name, p in self.module.named_parameters() if p.requires_grad}
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        if self.average is None:
+            return
+        for name, p in self._trainable().items():
+            self.average[name].lerp_(p.detach(), 1.0 - self.config.ema)
 
     def _logical_steps(self) -> Iterator[float]:
         raise NotImplementedError
@@ -438,8 +479,11 @@ class Trainer:
         return {name: p.detach().cpu().clone() for name, p in self.module.named_parameters() if p.requires_grad}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"trainable": self.trainable_state(), "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(), "steps": self.steps}
+        state = {"trainable": self.trainable_state(), "optimizer": self.optimizer.state_dict(),
+                 "schedule": self.schedule.state_dict(), "steps": self.steps}
+        if self.average is not None:
+            state["average"] = {name: t.cpu().clone() for name, t in self.average.items()}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         params = {name: p for name, p in self.module.named_parameters() if p.requires_grad}
@@ -452,6 +496,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.steps = int(state["steps"])
+        if self.average is not None and "average" in state:
+            for name, value in state["average"].items():
+                self.average[name].copy_(value)
 
 
 class NonPrivateTrainer(Trainer):
@@ -460,13 +507,13 @@ class NonPrivateTrainer(Trainer):
     def __init__(self, model, train: EncodedSplit, config: TrialConfig, plan: StepPlan, *, world: World = World()):
         super().__init__(model, config, plan, world)
         self.train = train
-        self.criterion = MultiLabelBCE("sum")
+        self.criterion = MultiLabelBCE("sum", pos_weight=config.pos_weight)
         self.collate = PadCollate(train.pad_id)
         self.lengths = train.lengths()
 
     def _logical_steps(self) -> Iterator[float]:
         batches = _epoch_batches(np.random.default_rng(self.config.seed), n=len(self.train),
-                                 batch_size=self.config.batch_size)
+                                 batch_size=logical_batch_size(self.config, n_train=len(self.train)))
         for _ in range(self.steps):  # resumed: skip the batches already trained on
             next(batches)
         while self.steps < self.plan.steps:
@@ -483,12 +530,17 @@ class NonPrivateTrainer(Trainer):
     def _backward(self, indices, *, batch_size: int) -> float:
         """Accumulate this rank's share of the batch-mean loss gradient; returns its loss."""
         loss_sum = 0.0
-        for chunk in length_sorted_chunks(indices, self.lengths, self.config.physical_batch_size) if len(indices) else []:
+        for chunk in length_sorted_chunks(indices, self.lengths, physical_batch(self.config)) if len(indices) else []:
             input_ids, attention, targets = (t.to(self.world.device) for t in self.collate([self.train[i] for i in chunk]))
             loss = self.criterion(self.model(input_ids, attention), targets) / batch_size
             loss.backward()
             loss_sum += float(loss.detach())
         return loss_sum
+
+
+def physical_batch(config: TrialConfig) -> int:
+    """Rows per forward/backward pass: the linear method's rows are a few kB, so at least 1024."""
+    return max(config.physical_batch_size, 1024) if config.method == "linear" else config.physical_batch_size
 
 
 def _epoch_batches(rng: np.random.Generator, *, n: int, batch_size: int) -> Iterator[np.ndarray]:
@@ -548,10 +600,10 @@ class PrivateTrainer(Trainer):
         collate = (PatientCollate if self.per_patient else EmptySafeCollate)(
             train.pad_id, num_labels=train.targets.shape[1])
         self.noise_generator, self.sampling_generator = dp_generators(config, world)
-        loader = DataLoader(data, batch_size=config.batch_size, collate_fn=collate,
+        loader = DataLoader(data, batch_size=logical_batch_size(config, n_train=len(data)), collate_fn=collate,
                             generator=self.sampling_generator)
         self.engine = PrivacyEngine(accountant=config.accountant)
-        self.criterion = MultiLabelBCE("mean")
+        self.criterion = MultiLabelBCE("mean", pos_weight=config.pos_weight)
         private = self.engine.make_private(
             module=model, optimizer=self.optimizer, data_loader=loader, criterion=self.criterion,
             noise_multiplier=plan.sigma, poisson_sampling=True, noise_generator=self.noise_generator,
@@ -569,7 +621,7 @@ class PrivateTrainer(Trainer):
         self.n_units = len(data)
         lengths = data.lengths() if self.per_patient else train.lengths()
         self.batches = length_sorted_memory_manager(
-            dp_loader, max_physical_batch_size=config.physical_batch_size, optimizer=self.optimizer,
+            dp_loader, max_physical_batch_size=physical_batch(config), optimizer=self.optimizer,
             lengths=lengths, collate_fn=collate)
 
     @property

@@ -18,13 +18,16 @@ class MultiLabelBCE(nn.Module):
     ghost clipping asks for.
     """
 
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, reduction: str = "mean", *, pos_weight: float = 1.0):
         super().__init__()
         self.reduction = reduction
+        self.pos_weight = float(pos_weight)  # a fixed constant (settings.pos_weight), never fitted
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         known = (targets != IGNORE).to(logits.dtype)
-        per_label = F.binary_cross_entropy_with_logits(logits, targets.clamp(min=0), reduction="none")
+        weight = None if self.pos_weight == 1.0 else torch.full_like(logits[:1], self.pos_weight)
+        per_label = F.binary_cross_entropy_with_logits(logits, targets.clamp(min=0), reduction="none",
+                                                       pos_weight=weight)
         per_sample = (per_label * known).sum(dim=1)
         if self.reduction == "none":
             return per_sample

@@ -27,6 +27,11 @@ def sample_rate_for(*, n_train: int, batch_size: int) -> float:
     return 1.0 / math.ceil(n_train / batch_size)
 
 
+def logical_batch_size(config: TrialConfig, *, n_train: int) -> int:
+    """The expected batch: every unit with `full_batch` (q = 1, DP gradient descent), else batch_size."""
+    return max(n_train, 1) if config.full_batch else config.batch_size
+
+
 def plan_steps(config: TrialConfig, *, n_train: int, cross_check: bool = True) -> StepPlan:
     """Calibrate (steps, sigma) for the trial's ε target, capped by max_epochs.
 
@@ -65,8 +70,9 @@ def _within_pld(plan: StepPlan, config: TrialConfig) -> StepPlan:
 def _plan_steps(config: TrialConfig, *, n_train: int) -> StepPlan:
     from dpsweep.privacy import max_steps_for_budget, sigma_for_budget
 
-    q = sample_rate_for(n_train=n_train, batch_size=config.batch_size)
-    per_epoch = math.ceil(n_train / config.batch_size)
+    batch = logical_batch_size(config, n_train=n_train)
+    q = sample_rate_for(n_train=n_train, batch_size=batch)
+    per_epoch = math.ceil(n_train / batch)
     max_steps = max(1, math.floor(config.max_epochs * per_epoch))
     if config.max_steps is not None:
         max_steps = min(max_steps, config.max_steps)
