@@ -21,6 +21,9 @@ DOCKERFILES = sorted(CLUSTER.rglob("Dockerfile*"))
 # Every shipped config (README.md may name the forbidden address to warn about it).
 CONFIG_FILES = sorted({*YAML_FILES, *DOCKERFILES, *CLUSTER.rglob("*.sh")})
 RAY_PIN = re.compile(r"\bray(?:\[[^\]]*\])?==([0-9][\w.]*)")
+DPSWEEP_IMAGE = re.compile(r"/dpsweep:([0-9][\w.]*)-ray([0-9][\w.]*)$")
+SEARCH_SPACES = CLUSTER.parent / "search_spaces"
+CLUSTER_SPACES = ("ct-rate.yaml", "mimic-cxr.yaml")  # the search spaces cluster/README.md runs on clusters
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +88,10 @@ def test_launcher_config_has_required_fields(path, cfg):
         assert cfg.get(key) not in (None, "", [], {}), f"{path}: missing or empty '{key}'"
     assert cfg["head_node_type"] in cfg["available_node_types"], (
         f"{path}: head_node_type '{cfg['head_node_type']}' is not one of {sorted(cfg['available_node_types'])}")
-    assert any(re.search(r"pip install .*-e ", cmd) for cmd in cfg["setup_commands"]), (
-        f"{path}: setup_commands must install the project (pip install -e)")
+    installs = [cmd for cmd in cfg["setup_commands"] if "pip install" in cmd]
+    assert not installs, f"{path}: nodes must start from the dpsweep image, not install at start-up: {installs}"
+    assert DPSWEEP_IMAGE.search(cfg["docker"]["image"]), (
+        f"{path}: docker.image must be the image built from cluster/Dockerfile (dpsweep:<version>-ray<version>)")
     workers = [t for name, t in cfg["available_node_types"].items() if name != cfg["head_node_type"]]
     assert any(t.get("min_workers", 0) == 0 and t.get("max_workers", 0) >= 1 for t in workers), (
         f"{path}: needs an autoscaling worker type (min_workers 0, max_workers >= 1)")
@@ -188,3 +193,74 @@ def test_images_match_the_installed_ray(ray_version):
     assert images, "no container image found in cluster/"
     for path, image in images:
         assert image_tag_matches(image, ray_version), f"{path}: image {image} does not carry Ray {ray_version}"
+
+
+# --- One image, data where the search spaces look ---------------------------------------------
+
+def _pyproject() -> dict:
+    import tomllib
+
+    return tomllib.loads((CLUSTER.parent / "pyproject.toml").read_text())
+
+
+def test_the_image_pins_what_pyproject_pins_and_installs_the_project():
+    dockerfile = (CLUSTER / "Dockerfile").read_text()
+    project = _pyproject()["project"]
+    ray_pin = next(d for d in project["dependencies"] if d.startswith("ray["))
+    assert f'"{ray_pin}"' in dockerfile, f"cluster/Dockerfile must install {ray_pin} as pyproject.toml pins it"
+    torch = re.search(r'"torch==([0-9.]+)"', dockerfile)
+    assert torch, "cluster/Dockerfile must pin torch (==), or pip may pick another CUDA build"
+    low, high = re.search(r"torch>=([0-9.]+),<([0-9.]+)", " ".join(project["dependencies"])).groups()
+    version = tuple(int(x) for x in torch.group(1).split("."))
+    assert tuple(int(x) for x in low.split(".")) <= version < tuple(int(x) for x in high.split("."))
+    assert 'pip install --no-cache-dir -e ".[model]"' in dockerfile
+    assert f"m.version('dpsweep') == '{project['version']}'" in dockerfile
+    assert (CLUSTER / "Dockerfile.dockerignore").is_file()  # BuildKit reads <Dockerfile>.dockerignore
+
+
+def test_every_image_is_the_dpsweep_image_of_this_version():
+    version = _pyproject()["project"]["version"]
+    images = [(path, str(image)) for path in YAML_FILES for doc in load_docs(path)
+              for key in ("image", "head_image", "worker_image") for image in walk(doc, key)]
+    assert images
+    for path, image in images:
+        match = DPSWEEP_IMAGE.search(image)
+        assert match and match.group(1) == version, f"{path}: image {image} is not dpsweep:{version}-ray<version>"
+
+
+def _dataset_paths() -> dict[str, str]:
+    return {name: yaml.safe_load((SEARCH_SPACES / name).read_text())["dataset"]["path"] for name in CLUSTER_SPACES}
+
+
+def _kuberay_data_mounts() -> list[tuple[Path, str]]:
+    mounts = []
+    for kind in ("RayCluster", "RayJob"):
+        for path, doc in docs_of_kind(kind):
+            mounts += [(path, m["mountPath"]) for group in walk(doc, "volumeMounts") for m in group
+                       if m.get("name") == "data"]
+    return mounts
+
+
+def test_kuberay_mounts_the_data_where_the_search_spaces_read_it():
+    mounts = _kuberay_data_mounts()
+    assert mounts, "the KubeRay manifests mount no data volume"
+    for name, data_path in _dataset_paths().items():
+        for path, mount in mounts:
+            assert data_path.startswith(mount.rstrip("/") + "/"), (
+                f"{path}: data mounted at {mount}, but search_spaces/{name} reads {data_path}")
+
+
+def test_the_launcher_mounts_the_data_where_the_search_spaces_read_it():
+    for path, cfg in launcher_configs():
+        volumes = [opt.split("=", 1)[1].split(":") for opt in cfg["docker"]["run_options"]
+                   if opt.startswith("--volume=")]
+        targets = [parts[1] for parts in volumes if len(parts) >= 2]
+        for name, data_path in _dataset_paths().items():
+            assert any(data_path.startswith(t.rstrip("/") + "/") for t in targets), (
+                f"{path}: no --volume puts search_spaces/{name}'s {data_path} into the container")
+
+
+def test_rayjob_entrypoint_names_a_shipped_search_space():
+    for path, doc in docs_of_kind("RayJob"):
+        space = re.search(r"dpsweep sweep (\S+\.yaml)", doc["spec"]["entrypoint"]).group(1)
+        assert (CLUSTER.parent / space).is_file() and Path(space).name in CLUSTER_SPACES, f"{path}: {space}"

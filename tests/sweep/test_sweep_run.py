@@ -123,26 +123,28 @@ def test_resume_after_driver_killed(write_space, tmp_path):
 
 
 @pytest.mark.ray
-def test_failed_trials_become_failed_rows(write_space, tmp_path, synth_mimic):
-    """Data that vanishes after the checks (e.g. a node without the mount): every trial
-    fails, each one is a 'failed' row with a short error, and nothing else is lost."""
+def test_failed_trials_become_failed_rows(write_space, tmp_path, tiny_model_dir):
+    """Model weights that vanish after the checks (e.g. a node without the mount): every trial
+    fails, each one is a 'failed' row with a short error, and nothing else is lost. (Trials no
+    longer read the data: the driver hands them its tokenised corpus; they still load the weights.)"""
     import shutil
     from dataclasses import replace
 
     from dpsweep.sweep.runner import inspect_sweep, run_sweep
     from dpsweep.sweep.spec import load_spec
 
-    data = tmp_path / "data"
-    shutil.copytree(synth_mimic, data)
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
     space = write_space(trials_per_target=1)
     spec = load_spec(space)
-    # no lora_layers: the driver computes no shared cache, so only the trials read the data
-    spec, plan = inspect_sweep(replace(spec, base=replace(spec.base, data_path=str(data), lora_layers=None)))
-    shutil.rmtree(data)
+    # no lora_layers: the driver computes no shared cache, so only the trials load the weights
+    spec, plan = inspect_sweep(replace(spec, base=replace(spec.base, model=str(model), lora_layers=None)))
+    for weights in model.glob("*.safetensors"):
+        weights.unlink()  # the tokenizer stays: the driver tokenises with it
     store = ResultStore(tmp_path / "store")
     outcome = run_sweep(spec, plan, sweep_id="broken", store=store, runs_dir=str(tmp_path / "runs"))
     rows = _rows(tmp_path / "store", "broken")
     assert outcome.progress.failed == len(rows) == 3
     for r in rows:
         assert r["status"] == "failed" and r["epsilon"] is None and r["weighted_f1"] is None
-        assert r["error"].startswith("DataError: ") and "does not exist" in r["error"]
+        assert r["error"] and "\n" not in r["error"] and len(r["error"]) < 600, r["error"]

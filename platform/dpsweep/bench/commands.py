@@ -53,6 +53,42 @@ def add_bench_command(sub) -> None:
     load.add_argument("--writers", type=int, default=16)
     load.add_argument("--rows", type=int, default=100, help="rows per writer")
     load.set_defaults(func=_store_load)
+    scale = bsub.add_parser("scale", help="read, tokenize, cache and step figures at growing corpus sizes",
+                            description="For each size: read and tokenize a synthetic MIMIC-CXR once (written "
+                                        "under --cache-dir if absent), the frozen-layer cache's size and cost, and "
+                                        "one short trial on the tokens, each size in a fresh process.")
+    scale.add_argument("--studies", type=_positive_int, nargs="+", default=None,
+                       help="corpus sizes in studies (default: 10000 50000 227827)")
+    scale.add_argument("--max-steps", type=_positive_int, default=5, help="training steps of the trial (default 5)")
+    scale.add_argument("--cache-dir", default="data/bench-scale", help="where the synthetic corpora are kept")
+    scale.add_argument("--cache-sample", type=_positive_int, default=1024,
+                       help="reports the frozen-layer cache is timed on (default 1024)")
+    scale.add_argument("--eval-reports", type=_positive_int, default=2000,
+                       help="validation (and test) reports the trial evaluates (default 2000)")
+    scale.add_argument("--model", default="default", help="model folder (default: the embedded MiniLM)")
+    scale.add_argument("--json", action="store_true", help="print one JSON object per size")
+    scale.set_defaults(func=_scale)
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def _scale(args) -> int:
+    from dpsweep.bench.scale import DEFAULT_SIZES, bench_scale, print_json, table_line
+
+    bench_scale(sizes=tuple(args.studies or DEFAULT_SIZES), max_steps=args.max_steps, cache_dir=Path(args.cache_dir),
+                cache_sample=args.cache_sample, eval_reports=args.eval_reports, model=args.model,
+                emit=print_json if args.json else (lambda report: print(table_line(report), flush=True)))
+    return 0
 
 
 def _print(obj: dict) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from dpsweep.data.csvio import Table, find_csv, read_table
 from dpsweep.data.labels import CHEXPERT_LABELS
 from dpsweep.data.records import NEGATIVE, POSITIVE, UNCERTAIN, build_split, parse_label
-from dpsweep.data.sections import choose_text, parse_report
+from dpsweep.data.sections import report_text
 from dpsweep.data.splits import check_disjoint
 from dpsweep.data.types import Corpus, DataOptions, Split
 from dpsweep.errors import DataError
@@ -44,12 +44,8 @@ def read_mimic_cxr(root: Path, options: DataOptions) -> Corpus:
     """Read a MIMIC-CXR root into a corpus split by the official train/validate/test split."""
     if not root.is_dir():
         raise DataError(f"{FORMAT}: data path {root} is not a folder; pass {LAYOUT}")
-    labels = read_labels(
-        read_table(locate_table(root, LABELS_STEM), fmt=FORMAT, kind="labels file")
-    )
-    study_split = read_split(
-        read_table(locate_table(root, SPLIT_STEM), fmt=FORMAT, kind="split file")
-    )
+    labels = _read_labels_file(locate_table(root, LABELS_STEM))
+    study_split = _read_split_file(locate_table(root, SPLIT_STEM))
     reports = index_reports(root)
     skipped: Counter[str] = Counter()
     rows: dict[str, tuple[list[str], list[np.ndarray], list[str]]] = {
@@ -112,12 +108,30 @@ def _assemble(root: Path, rows: dict, options: DataOptions, skipped: dict[str, i
     )
 
 
-def _report_text(path: Path, options: DataOptions) -> str:
-    report = path.read_text(encoding="utf-8", errors="replace")
-    parts = parse_report(report)
-    return choose_text(
-        options.sections, findings=parts.findings, impression=parts.impression, fallback=parts.body
-    )
+def _report_text(path: str, options: DataOptions) -> str:
+    with open(path, "rb") as handle:
+        report = handle.read().decode("utf-8", errors="replace")
+    return report_text(report, options.sections)
+
+
+def _read_labels_file(path: Path) -> dict[int, tuple[int, np.ndarray]]:
+    """read_labels of the file: pyarrow's fast path, or the row-by-row reader when it declines."""
+    from dpsweep.data.fastcsv import fast_labels
+
+    fast = fast_labels(path, CHEXPERT_LABELS, allowed=(POSITIVE, NEGATIVE, UNCERTAIN), blank=NEGATIVE)
+    if fast is not None:
+        return fast
+    return read_labels(read_table(path, fmt=FORMAT, kind="labels file"))
+
+
+def _read_split_file(path: Path) -> dict[int, str]:
+    """read_split of the file: pyarrow's fast path, or the row-by-row reader (exact errors)."""
+    from dpsweep.data.fastcsv import fast_split
+
+    fast = fast_split(path, SPLIT_NAMES)
+    if fast is not None:
+        return fast
+    return read_split(read_table(path, fmt=FORMAT, kind="split file"))
 
 
 def locate_table(root: Path, stem: str) -> Path:
@@ -231,21 +245,21 @@ def _parse_id(table: Table, row: int, column: str, value: str) -> int:
     return int(text)
 
 
-def index_reports(root: Path) -> dict[int, Path]:
+def index_reports(root: Path) -> dict[int, str]:
     """study_id -> report file, for every files/p*/p*/s*.txt under the root."""
     files = root / "files"
     if not files.is_dir():
         raise DataError(
             f"{FORMAT}: folder {root} has no files/ subfolder of reports; pass {LAYOUT}"
         )
-    out: dict[int, Path] = {}
-    for prefix in _subdirs(files, "p"):
+    out: dict[int, str] = {}  # paths as strings: 227k Path objects cost seconds and 100+ MB
+    for prefix in _subdirs(str(files), "p"):
         for patient in _subdirs(prefix, "p"):
             with os.scandir(patient) as entries:
                 for entry in entries:
                     match = _STUDY_FILE.match(entry.name)
                     if match and entry.is_file():
-                        out[int(match.group(1))] = Path(entry.path)
+                        out[int(match.group(1))] = entry.path
     if not out:
         raise DataError(
             f"{FORMAT}: no report files files/pXX/pSSSSSSSS/sTTTTTTTT.txt under {root}; "
@@ -254,6 +268,6 @@ def index_reports(root: Path) -> dict[int, Path]:
     return out
 
 
-def _subdirs(folder: Path, prefix: str) -> list[Path]:
+def _subdirs(folder: str, prefix: str) -> list[str]:
     with os.scandir(folder) as entries:
-        return sorted(Path(e.path) for e in entries if e.name.startswith(prefix) and e.is_dir())
+        return sorted(e.path for e in entries if e.name.startswith(prefix) and e.is_dir())

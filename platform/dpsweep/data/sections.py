@@ -50,22 +50,37 @@ def parse_report(report: str) -> ReportSections:
     Repeated sections of one kind (e.g. FINDINGS in an addendum) are joined in order.
     """
     body = strip_header(report)
+    findings, impression = _findings_and_impression(body)
+    return ReportSections(findings=findings, impression=impression, body=normalize_space(body))
+
+
+def report_text(report: str, sections: Sections) -> str:
+    """`choose_text(sections, ...)` of `parse_report(report)`, normalising only what it uses.
+
+    The same text, faster: readers call this once per report (227k times for MIMIC-CXR).
+    """
+    body = strip_header(report)
+    findings, impression = _findings_and_impression(body)
+    return choose_text(sections, findings=findings, impression=impression) or normalize_space(body)
+
+
+def _findings_and_impression(body: str) -> tuple[str, str]:
+    """The findings and impression sections' text (repeats joined), whitespace-normalised."""
     findings: list[str] = []
     impression: list[str] = []
     headings = list(_HEADING.finditer(body))
     for i, match in enumerate(headings):
+        name = match.group(1)
+        if "  " in name or "\t" in name:
+            name = normalize_space(name)
+        kept = findings if name in FINDINGS_HEADINGS else impression if name in IMPRESSION_HEADINGS else None
+        if kept is None:
+            continue  # other sections are never classified: no need to normalise them
         end = headings[i + 1].start() if i + 1 < len(headings) else len(body)
-        name = normalize_space(match.group(1))
         content = normalize_space(body[match.end() : end])
-        if not content:
-            continue
-        if name in FINDINGS_HEADINGS:
-            findings.append(content)
-        elif name in IMPRESSION_HEADINGS:
-            impression.append(content)
-    return ReportSections(
-        findings=" ".join(findings), impression=" ".join(impression), body=normalize_space(body)
-    )
+        if content:
+            kept.append(content)
+    return " ".join(findings), " ".join(impression)
 
 
 def choose_text(sections: Sections, *, findings: str, impression: str, fallback: str = "") -> str:

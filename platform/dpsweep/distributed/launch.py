@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dpsweep.distributed.shared import SharedCorpus
 from dpsweep.distributed.state import (
     CONFIG_FILE,
     Outcome,
@@ -54,6 +55,7 @@ def run_trial_on_workers(
     config: TrialConfig, *, num_workers: int, use_gpu: bool = False, cpus_per_worker: float = 1,
     gpus_per_worker: float = 0, storage_path: str, name: str, max_failures: int = 1,
     checkpoint_every_steps: int | None = None, log: Log = log_stderr, output_dir: str | None = None,
+    shared: SharedCorpus | None = None,
 ) -> TrialResult:
     """The same trial as `run_trial`, trained with Opacus distributed DP on Ray Train workers.
 
@@ -62,11 +64,13 @@ def run_trial_on_workers(
     Checkpoints go to `storage_path`/`name` every `checkpoint_every_steps` steps (default:
     about ten per trial); after a worker failure the group restarts from the latest, up
     to `max_failures` times. Reusing `name` for the same config resumes or returns that run.
+    `shared`: a sweep's tokenised corpus in the object store; then neither this process nor
+    any worker reads or tokenises the corpus.
     """
     return run_on_workers(config, num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker,
                           gpus_per_worker=gpus_per_worker, storage_path=storage_path, name=name,
                           max_failures=max_failures, checkpoint_every_steps=checkpoint_every_steps, log=log,
-                          output_dir=output_dir).trial
+                          output_dir=output_dir, shared=shared).trial
 
 
 def run_on_workers(
@@ -74,6 +78,7 @@ def run_on_workers(
     gpus_per_worker: float = 0, storage_path: str, name: str, max_failures: int = 1,
     checkpoint_every_steps: int | None = None, log: Log = log_stderr,
     callbacks: Sequence[Any] = (), step_hook: StepHookOnRank | None = None, output_dir: str | None = None,
+    shared: SharedCorpus | None = None,
 ) -> WorkersRun:
     """`run_trial_on_workers`, also returning how each rank ended.
 
@@ -86,7 +91,7 @@ def run_on_workers(
                        gpus_per_worker=gpus_per_worker, max_failures=max_failures,
                        checkpoint_every_steps=checkpoint_every_steps)
     resolve_model_path(config.model)  # a wrong model folder fails before any worker starts
-    corpus = load_trial_corpus(config)
+    corpus = shared.get(config, log=log) if shared is not None else load_trial_corpus(config)
     plan = plan_trial(config, corpus)
     if not plan.feasible:
         log(f"infeasible: {plan.reason}")
@@ -94,7 +99,7 @@ def run_on_workers(
     log(f"{plan_summary(config, corpus, plan)}; {num_workers} workers")
     storage = _storage_uri(storage_path)
     _check_resumable(storage, name, config)
-    job = WorkerJob(config=config, plan=plan, step_hook=step_hook, use_gpu=use_gpu, output_dir=output_dir,
+    job = WorkerJob(config=config, plan=plan, step_hook=step_hook, use_gpu=use_gpu, output_dir=output_dir, shared=shared,
                     checkpoint_every_steps=checkpoint_every_steps or _default_checkpoint_every(plan),
                     threads_per_worker=max(1, math.floor(cpus_per_worker)))
     trainer = _torch_trainer(job, num_workers=num_workers, cpus_per_worker=cpus_per_worker,

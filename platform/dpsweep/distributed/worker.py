@@ -1,6 +1,6 @@
 """One rank of a distributed trial: the function every Ray Train worker runs.
 
-Each rank loads the corpus and builds the same seeded model; DP trials wrap it in
+Each rank loads the corpus (or the sweep's tokenised one from the object store) and builds the same seeded model; DP trials wrap it in
 Opacus' DPDDP, so each rank Poisson-samples its share of the data, clips per sample,
 and rank 0 alone adds the noise before the gradients are summed. Every
 `checkpoint_every_steps` steps rank 0 reports a checkpoint (see `state.py`); a restarted
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from dpsweep.distributed.sampling import lockstep_loader
+from dpsweep.distributed.shared import SharedCorpus
 from dpsweep.distributed.state import (
     Outcome,
     RankSummary,
@@ -47,6 +48,7 @@ class WorkerJob:
     threads_per_worker: int = 1
     step_hook: StepHookOnRank | None = None  # tests inject worker failures here
     output_dir: str | None = None  # rank 0 saves the trained model there
+    shared: SharedCorpus | None = None  # the sweep's tokenised corpus: no rank reads the files
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:
@@ -61,7 +63,9 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     if saved is not None and saved.outcome is not None:  # finished before a restart: same outcome
         _report_outcome(saved.outcome, rank.world)
         return
-    result = run_trial(job.config, plan=job.plan, ranks=rank, output_dir=job.output_dir, replace_output=True)
+    corpus = job.shared.get(job.config) if job.shared is not None else None
+    result = run_trial(job.config, corpus=corpus, plan=job.plan, ranks=rank, output_dir=job.output_dir,
+                       replace_output=True)
     if result is not None:
         _report_outcome(Outcome(trial=result, ranks=rank.summaries, first_started_at=rank.clock.first_started_at),
                         rank.world)

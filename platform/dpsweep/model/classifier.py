@@ -18,13 +18,15 @@ from torch import nn
 from dpsweep.model.loading import DEFAULT_MODEL, load_backbone, load_tokenizer, resolve_model_path
 from dpsweep.model.lora import LoraSettings, apply_lora
 from dpsweep.model.prefix import (
-    DEFAULT_MAX_CACHE_BYTES,
+    MEMORY_BUDGET_BYTES,
     PrefixCache,
+    PrefixStates,
     estimated_bytes,
     fill_cache,
     first_adapted_layer,
     install_prefix,
     layer_list,
+    sequence_key,
 )
 
 Pooling = Literal["mean", "cls", "last"]
@@ -74,16 +76,18 @@ class PooledClassifier(nn.Module):
                 cache.prefix.cached = None
         return self.head(pool(hidden, attention_mask, self.pooling))
 
-    def enable_prefix_cache(self, sequences: list[list[int]], *, pad_id: int,
-                            max_bytes: int = DEFAULT_MAX_CACHE_BYTES,
-                            states: dict[bytes, torch.Tensor] | None = None,
-                            public: list[list[int]] | None = None) -> str:
+    def enable_prefix_cache(self, sequences, *, pad_id: int, max_bytes: int = MEMORY_BUDGET_BYTES,
+                            states: PrefixStates | list[PrefixStates] | None = None, folder: str | None = None,
+                            public=None) -> str:
         """Cache the frozen layers' output for `sequences` (see dpsweep.model.prefix).
 
         Returns why it did not, or "" when the cache is on. Needs LoRA on top layers only
         and no dropout in the frozen layers (their output must be a fixed function).
-        `states` are ones computed earlier for the same model and layers (a sweep computes
-        them once for all its trials); sequences they lack are computed here.
+        `states` are stores computed earlier for the same model (a sweep computes them once for
+        all its trials), used only when taken at this model's depth (its first adapted layer);
+        sequences they lack are computed here, in memory up to `max_bytes` (fp16), else
+        memory-mapped in `folder` (refused without one). `public`: warm-start reports, cached
+        in a store of their own.
         """
         trainable = [name for name, p in self.backbone.named_parameters() if p.requires_grad]
         first = first_adapted_layer(self.backbone)
@@ -96,22 +100,31 @@ class PooledClassifier(nn.Module):
             return "LoRA adapts the lowest layer"
         if any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.backbone.modules()):
             return "backbone dropout is on"
-        size = estimated_bytes(sequences + (public or []), self.backbone.config.hidden_size)
-        if size > max_bytes:
-            return f"the cache would take {size / 2**30:.1f} GiB (limit {max_bytes / 2**30:.1f} GiB)"
+        if layer_list(self.backbone) is None:
+            return f"no layer list found in model type {self.backbone.config.model_type!r}"
+        # another lora_layers makes the frozen prefix another function of the tokens: not reused
+        shared = [s for s in ([states] if isinstance(states, PrefixStates) else states or []) if s.depth == first]
+        hidden = self.backbone.config.hidden_size
+        missing = [[s for s in group if not any(sequence_key(s) in store for store in shared)]
+                   for group in (public if public is not None else [], sequences)]
+        size = sum(estimated_bytes(group, hidden) for group in missing)
+        if size > max_bytes and folder is None:
+            return (f"the cache would take {size / 2**30:.1f} GiB in fp16, above the in-memory budget of "
+                    f"{max_bytes / 2**30:.1f} GiB, and no folder was given to memory-map it")
         prefix = install_prefix(self.backbone, first)
         if prefix is None:
-            return f"no layer list found in model type {self.backbone.config.model_type!r}"
+            return "the layers are already cached"
         cache = PrefixCache(prefix, first)
-        if states:
-            cache.states.update(states)
-        device = self.head.weight.device
+        cache.stores.extend(shared)
         # Public reports (warm start) are batched apart from the private ones: batch padding
         # changes float rounding, and a public report's states must not depend on private data.
-        for group in (public or [], sequences):
-            missing = [s for s in group if cache.key(torch.tensor(s)) not in cache.states]
-            fill_cache(cache, lambda ids, mask: self.backbone(input_ids=ids, attention_mask=mask), missing,
-                       pad_id=pad_id, device=device)
+        for group in missing:
+            if not len(group):
+                continue
+            store = PrefixStates.allocate(group, hidden, depth=first, folder=folder if size > max_bytes else None)
+            fill_cache(cache, lambda ids, mask: self.backbone(input_ids=ids, attention_mask=mask), store,
+                       pad_id=pad_id, device=self.head.weight.device)
+            cache.stores.append(store)
         self.prefix_cache = cache
         return ""
 

@@ -35,6 +35,9 @@ def add_sweep_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", help="results store (folder or s3:// / gs:// URI); default: the file's store")
     p.add_argument("--name", help="sweep id (default: the file's name plus a UTC time)")
     p.add_argument("--runs-dir", default="runs/sweeps", help="Ray Tune's trial folders (default runs/sweeps)")
+    p.add_argument("--shared-runs-dir", action="store_true",
+                   help="--runs-dir is a local path on a mount every Ray node shares (NFS, EFS, Filestore); "
+                        "needed for a local path on a cluster of several nodes (or DPSWEEP_SHARED_RUNS_DIR=1)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved plan without starting Ray")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted sweep (--name, or the latest sweep of this file); finished "
@@ -106,7 +109,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     record_sweep_references(store, spec, plan)
     try:
         outcome = run_sweep(spec, plan, sweep_id=sweep_id, store=store, address=args.address,
-                            runs_dir=args.runs_dir)
+                            runs_dir=args.runs_dir, runs_dir_shared=args.shared_runs_dir)
     except SweepInterrupted:
         return _interrupted(args, spec, store, dataset=plan.dataset, sweep_id=sweep_id)
     print_front(store, dataset=plan.dataset, sweep_id=sweep_id)

@@ -142,8 +142,12 @@ def trial_prefix(eps: float, n_previous: int) -> str:
 
 
 def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address: str | None = None,
-              runs_dir: str = "runs/sweeps", log=None) -> SweepOutcome:
-    """Run every ε target of an inspected spec on Ray; returns counts and timings."""
+              runs_dir: str = "runs/sweeps", log=None, runs_dir_shared: bool = False) -> SweepOutcome:
+    """Run every ε target of an inspected spec on Ray; returns counts and timings.
+
+    On a cluster of several nodes `runs_dir` must be shared storage (see sweep/storage.py);
+    `runs_dir_shared` declares a local path to be a mount every node shares.
+    """
 
     from dpsweep.sweep.callbacks import SweepProgress
     from dpsweep.sweep.callbacks import log as default_log
@@ -161,9 +165,17 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
         log(f"resuming sweep {sweep_id}: {len(existing)} rows already stored"
             f"{f' ({failed} failed, run again)' if failed else ''}, {progress.total} trials to run")
     runs = str(Path(runs_dir).resolve()) if "://" not in runs_dir else runs_dir
-    with _stop_on_sigint(progress, log), _ray_session(address, log):
+    with _stop_on_sigint(progress, log), _ray_session(address, log), _prefix_cache_removed(runs, sweep_id):
+        from dpsweep.sweep.storage import alive_nodes, check_runs_dir, declared_shared
+
+        check_runs_dir(runs_dir, nodes=alive_nodes(), shared=declared_shared(runs_dir_shared))  # before any trial
         _check_capacity(spec, log)
-        prefix_ref = _shared_prefix(spec, plan.corpus, log) if progress.total else None
+        from dpsweep.distributed.shared import tokenize_and_share
+
+        shared = (tokenize_and_share(spec.base, plan.corpus, log=log, keep_texts=_trials_may_need_texts(spec))
+                  if progress.total else None)
+        prefix_ref = (_shared_prefix(spec, shared.get(), log, runs_dir=runs, sweep_id=sweep_id)
+                      if progress.total else None)
         for eps in spec.epsilons:
             _raise_if_interrupted(progress)
             if todo[eps] <= 0:
@@ -171,12 +183,18 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
                 continue
             _run_target(spec, plan, eps=eps, trials=todo[eps], sweep_id=sweep_id, store=store,
                         previous=[r for r in existing if r["epsilon_target"] == eps], runs_dir=runs,
-                        progress=progress, log=log, prefix_ref=prefix_ref, wanted=wanted[eps])
+                        progress=progress, log=log, prefix_ref=prefix_ref, wanted=wanted[eps], shared=shared)
         _raise_if_interrupted(progress)
         if spec.tuning is not None:
             _release_best(spec, store, plan.dataset, sweep_id, log)
     written = len(stored_rows(store, dataset=plan.dataset, sweep_id=sweep_id)) - len(existing)
     return SweepOutcome(sweep_id, store.uri, plan.dataset, written, time.perf_counter() - started, progress)
+
+
+def _trials_may_need_texts(spec: SweepSpec) -> bool:
+    """Whether some trial may tokenise otherwise than the base config (then the texts are shared too)."""
+    searched = {p.key for p in spec.params}
+    return getattr(spec.base, "method", "lora") == "linear" or bool(searched & {"model", "max_length", "method"})
 
 
 def _trial_counts(spec: SweepSpec, existing: list[dict], log) -> dict[float, int]:
@@ -222,26 +240,46 @@ def _check_capacity(spec: SweepSpec, log) -> None:
             "autoscaler adds nodes. Lower resources.* in the search space if none will come")
 
 
-def _shared_prefix(spec: SweepSpec, corpus, log):
+def _shared_prefix(spec: SweepSpec, corpus, log, *, runs_dir: str, sweep_id: str):
     """Compute the frozen lower layers once for every trial of the sweep; an object-store ref.
 
     Only for one-worker trials with `lora_layers` (Ray Train workers compute their own).
-    The states stay in Ray's object store (shared memory; spilled to Ray's local temp dir only
-    under memory pressure), never in the results store or the run folders: they derive from reports.
+    States up to the in-memory budget go to Ray's object store (shared memory); larger ones
+    to a memory-mapped file in `<runs_dir>/prefix-cache/<sweep_id>` (owner-only, deleted when
+    the sweep ends; a local runs dir only, since other nodes cannot map the head's disk).
+    The log line says which path was taken and why. Never in the results store.
     """
-    if spec.resources.workers_per_trial != 1 or spec.base.lora_layers is None or not spec.base.prefix_cache:
-        return None
     import ray
 
-    from dpsweep.train.loop import compute_prefix_states, load_trial_corpus
+    from dpsweep.train.loop import compute_prefix_states
 
-    t0 = time.perf_counter()
-    states = compute_prefix_states(spec.base, corpus if corpus is not None else load_trial_corpus(spec.base))
-    if states is None:
+    if spec.resources.workers_per_trial != 1 or spec.base.lora_layers is None or not spec.base.prefix_cache:
         return None
-    log(f"computed the frozen lower layers once for all trials ({len(states)} reports, "
-        f"{time.perf_counter() - t0:.1f} s)")
+    t0 = time.perf_counter()
+    folder = None if "://" in runs_dir else str(prefix_cache_folder(runs_dir, sweep_id))
+    states, how = compute_prefix_states(spec.base, corpus, folder=folder)
+    if states is None:
+        log(f"frozen-layer cache for the sweep {how}; each trial runs every layer")
+        return None
+    log(f"computed the frozen lower layers once for all trials ({sum(len(s) for s in states)} reports, "
+        f"{time.perf_counter() - t0:.1f} s): {how}")
     return ray.put(states)
+
+
+def prefix_cache_folder(runs_dir: str, sweep_id: str) -> Path:
+    return Path(runs_dir) / "prefix-cache" / sweep_id
+
+
+@contextlib.contextmanager
+def _prefix_cache_removed(runs_dir: str, sweep_id: str) -> Iterator[None]:
+    """Delete the sweep's memory-mapped frozen-layer states when it ends: they derive from reports."""
+    try:
+        yield
+    finally:
+        if "://" not in runs_dir:
+            import shutil
+
+            shutil.rmtree(prefix_cache_folder(runs_dir, sweep_id), ignore_errors=True)
 
 
 def _raise_if_interrupted(progress) -> None:
@@ -416,7 +454,8 @@ def _target_base(spec: SweepSpec, plan: SweepPlan, eps: float, wanted: int) -> t
 
 
 def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sweep_id: str, store,
-                previous: list[dict], runs_dir: str, progress, log, prefix_ref=None, wanted: int = 0) -> None:
+                previous: list[dict], runs_dir: str, progress, log, prefix_ref=None, wanted: int = 0,
+                shared=None) -> None:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
@@ -434,7 +473,7 @@ def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sw
     prefix = trial_prefix(eps, len(previous))
     trainable = tune.with_parameters(sweep_trial, base=base, sweep_id=sweep_id, trial_prefix=prefix,
                                      dataset_name=plan.dataset, resources=resources, runs_dir=runs_dir,
-                                     prefix_ref=prefix_ref, row_extra=row_extra)
+                                     prefix_ref=prefix_ref, row_extra=row_extra, shared=shared)
     if r.workers_per_trial == 1:
         trainable = tune.with_resources(trainable, {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker})
     else:  # the trial only drives a TorchTrainer; its workers hold the CPUs/GPUs

@@ -30,8 +30,13 @@ def config_for(params: dict[str, Any], base: dict[str, Any]) -> TrialConfig:
 
 def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, trial_prefix: str,
                 dataset_name: str | None, resources: dict[str, Any], runs_dir: str,
-                prefix_ref: dict | None = None, row_extra: dict[str, Any] | None = None) -> None:
-    """Tune function trainable (Ray 2.60 function API): train, evaluate, report once."""
+                prefix_ref: dict | None = None, row_extra: dict[str, Any] | None = None,
+                shared=None) -> None:
+    """Tune function trainable (Ray 2.60 function API): train, evaluate, report once.
+
+    `shared`: the sweep's tokenised corpus (`dpsweep.distributed.shared.SharedCorpus`); the
+    trial reads it from Ray's object store instead of reading and tokenising the corpus.
+    """
     from ray import tune
 
     from dpsweep.console import quiet_libraries
@@ -51,17 +56,18 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
         result = run_trial_on_workers(
             config, num_workers=workers, use_gpu=resources["gpus_per_worker"] > 0,
             cpus_per_worker=resources["cpus_per_worker"], gpus_per_worker=resources["gpus_per_worker"],
-            storage_path=f"{runs_dir}/train", name=trial_id, output_dir=model_dir)
+            storage_path=f"{runs_dir}/train", name=trial_id, output_dir=model_dir, shared=shared)
     else:
         import torch
 
-        from dpsweep.train.loop import run_trial
+        from dpsweep.train.loop import log_stderr, run_trial
 
         torch.set_num_threads(max(1, int(resources["cpus_per_worker"])))  # one thread per CPU Ray gave us
         # The GPU (or share of one) Ray assigned this trial is the one torch sees as cuda:0
         device = "cuda:0" if resources["gpus_per_worker"] > 0 else "cpu"
         # tune.with_parameters hands object-store refs over already resolved
-        result = run_trial(config, prefix_states=prefix_ref, device=device, output_dir=model_dir,
+        corpus = shared.get(config, log=log_stderr) if shared is not None else None
+        result = run_trial(config, corpus=corpus, prefix_states=prefix_ref, device=device, output_dir=model_dir,
                            replace_output=True)  # a trial id is new; a retried trial rewrites its own
     if dataset_name:
         result.dataset = dataset_name

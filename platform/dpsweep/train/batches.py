@@ -1,7 +1,8 @@
 """Tokenised splits, padding collate and evaluation batches.
 
-Texts are tokenised once per trial; batches are padded to their longest member, not to
-max_length, which saves much of the compute on short reports.
+Texts are tokenised once (per sweep when a sweep hands its trials a `TokenizedCorpus`,
+else per trial) into flat arrays (`dpsweep.train.tokens`); batches are padded to their
+longest member, not to max_length, which saves much of the compute on short reports.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ import torch
 from torch.utils.data import Dataset
 
 from dpsweep.train.loss import IGNORE
+from dpsweep.train.tokens import TokenArrays, TokenizedSplit, check_tokens_fit, tokenize_texts
 
 
 class EncodedSplit(Dataset):
     """Token ids and targets of one split; targets hold IGNORE where a label is unknown.
 
-    `groups`: the patient (or study) id of each report, for patient-level privacy.
+    `input_ids`: flat `TokenArrays` (lists of lists are packed into one). `groups`: the
+    patient (or study) id or code of each report, for patient-level privacy.
     """
 
-    def __init__(self, input_ids: list[list[int]], targets: torch.Tensor, pad_id: int,
-                 groups: list[str] | None = None):
-        self.input_ids = input_ids
+    def __init__(self, input_ids: TokenArrays | list[list[int]], targets: torch.Tensor, pad_id: int,
+                 groups: list[str] | np.ndarray | None = None):
+        self.input_ids = input_ids if isinstance(input_ids, TokenArrays) else TokenArrays.from_lists(input_ids)
         self.targets = targets
         self.pad_id = pad_id
         self.groups = groups
@@ -30,12 +33,23 @@ class EncodedSplit(Dataset):
         return len(self.input_ids)
 
     def __getitem__(self, i: int):
-        return torch.tensor(self.input_ids[i], dtype=torch.long), self.targets[i]
+        return torch.from_numpy(self.input_ids[i].astype(np.int64)), self.targets[i]
+
+    def lengths(self) -> list[int]:
+        """Tokens of each report, for length-sorted physical batches."""
+        return self.input_ids.lengths().tolist()
 
 
 def encode(split, tokenizer, *, max_length_tokens: int) -> EncodedSplit:
-    """Tokenise a data split (truncating to max_length_tokens)."""
-    ids = tokenizer(list(split.texts), truncation=True, max_length=max_length_tokens)["input_ids"]
+    """Tokenise a data split (truncating to max_length_tokens).
+
+    A `TokenizedSplit` (tokenised once for a whole sweep) is used as it is, without a copy.
+    """
+    if isinstance(split, TokenizedSplit):
+        check_tokens_fit(split, tokenizer, max_length_tokens=max_length_tokens)
+        ids = split.tokens
+    else:
+        ids = tokenize_texts(split.texts, tokenizer, max_length_tokens=max_length_tokens)
     targets = torch.tensor(np.where(split.mask, split.labels, IGNORE), dtype=torch.float32)
     groups = getattr(split, "groups", None)  # texts to predict carry no patients
     return EncodedSplit(ids, targets, tokenizer.pad_token_id, groups=None if groups is None else list(groups))
@@ -106,7 +120,8 @@ class PatientSplit(Dataset):
 
     def lengths(self) -> list[int]:
         """Tokens per patient (all their kept reports), for length-sorted physical batches."""
-        return [sum(len(self.reports.input_ids[r]) for r in rows) for rows in self.members]
+        lengths = self.reports.input_ids.lengths()
+        return [int(lengths[rows].sum()) for rows in self.members]
 
 
 class PatientCollate(EmptySafeCollate):
@@ -186,7 +201,7 @@ def predict(model: torch.nn.Module, data: EncodedSplit, *, batch_size: int) -> n
     """Sigmoid probabilities for every example, in the split's order."""
     was_training = model.training
     model.eval()
-    order = np.argsort([len(x) for x in data.input_ids])  # similar lengths pad less
+    order = np.argsort(data.input_ids.lengths())  # similar lengths pad less
     collate = PadCollate(data.pad_id)
     out = np.zeros((len(data), data.targets.shape[1]), dtype=np.float32)
     for start in range(0, len(order), batch_size):

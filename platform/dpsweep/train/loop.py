@@ -241,9 +241,12 @@ def evaluate_trial(model, tokenizer, config: TrialConfig, corpus: Corpus, plan: 
     return result
 
 
-def cache_prefix(model, train: EncodedSplit, config: TrialConfig, *, log: Log, states: dict | None = None,
+def cache_prefix(model, train: EncodedSplit, config: TrialConfig, *, log: Log, states=None,
                  public: EncodedSplit | None = None) -> None:
-    """Compute the frozen lower layers once for the training (and warm-start) reports (dpsweep.model.prefix)."""
+    """Compute the frozen lower layers once for the training (and warm-start) reports (dpsweep.model.prefix).
+
+    `states`: a sweep's shared `PrefixStates` stores (in memory, or memory-mapped in its run folder).
+    """
     if not caches_frozen_layers(config):
         return
     t0 = time.perf_counter()
@@ -251,30 +254,50 @@ def cache_prefix(model, train: EncodedSplit, config: TrialConfig, *, log: Log, s
     why_not = model.enable_prefix_cache(train.input_ids, pad_id=train.pad_id, states=states, public=public_ids)
     if why_not:
         log(f"frozen-layer cache off: {why_not}")
-    else:
-        n = len(train) + (len(public_ids) if public_ids else 0)
-        log(f"cached the {model.prefix_cache.first_adapted} frozen lower layers for {n} reports "
-            f"in {time.perf_counter() - t0:.1f} s{' (shared by the sweep)' if states else ''}")
+        return
+    cache = model.prefix_cache
+    reused = [s for s in cache.stores if states is not None and any(s is t for t in _as_list(states))]
+    computed = len(cache.stores) - len(reused)
+    where = (("shared by the sweep, " + ("memory-mapped at " + ", ".join(s.path for s in reused if s.path)
+                                          if any(s.path for s in reused) else "in memory"))
+             if reused else "computed by this trial, in memory")
+    n = len(train) + (len(public_ids) if public_ids is not None else 0)
+    log(f"cached the {cache.first_adapted} frozen lower layers for {n} reports in "
+        f"{time.perf_counter() - t0:.1f} s ({where}{'; some computed here' if reused and computed else ''}, fp16)")
 
 
-def compute_prefix_states(config: TrialConfig, corpus: Corpus) -> dict | None:
-    """Frozen-layer outputs of the training reports, to share across a sweep's trials.
+def _as_list(states) -> list:
+    return list(states) if isinstance(states, (list, tuple)) else [states]
+
+
+def compute_prefix_states(config: TrialConfig, corpus: Corpus, *, folder: str | None = None):
+    """Frozen-layer outputs of the training (and warm-start) reports, to share across a sweep's trials.
 
     Valid for every trial that differs only in what LoRA rank, lr, clip, σ, batch or
-    epochs it uses: the frozen layers and the tokens are the same. None when the config
-    does not cache (no lora_layers, cache off, or too large).
+    epochs it uses: the frozen layers and the tokens are the same. Returns (list of
+    PrefixStates or None, what was done or why not, for the sweep's log): in memory up to
+    `dpsweep.model.prefix.MEMORY_BUDGET_BYTES`, else memory-mapped in `folder` (when given).
     """
+    from dpsweep.model.prefix import MEMORY_BUDGET_BYTES
+
     if not caches_frozen_layers(config):
-        return None
+        return None, "off: the config caches nothing (prefix_cache off, no lora_layers, or method linear)"
     model, tokenizer = trial_model(config, num_labels=len(corpus.label_names))
     sequences = encode(corpus.train, tokenizer, max_length_tokens=config.max_length).input_ids
     public_ids = None
     if config.public_path is not None:  # warm starts read the public reports: cache them too
         public = load_public_corpus(config, label_names=corpus.label_names)
         public_ids = encode_public(public, tokenizer, replace(config, public_warm_steps=1)).input_ids
-    if model.enable_prefix_cache(sequences, pad_id=tokenizer.pad_token_id, public=public_ids):
-        return None
-    return model.prefix_cache.states
+    why_not = model.enable_prefix_cache(sequences, pad_id=tokenizer.pad_token_id, public=public_ids, folder=folder)
+    if why_not:
+        return None, f"off: {why_not}"
+    stores = list(model.prefix_cache.stores)
+    size = sum(s.data.nbytes for s in stores)
+    budget = f"{size / 2**30:.2f} GiB fp16, in-memory budget {MEMORY_BUDGET_BYTES / 2**30:.0f} GiB"
+    paths = [s.path for s in stores if s.path]
+    where = (f"memory-mapped at {', '.join(paths)} ({budget})" if paths
+             else f"in memory, shared through Ray's object store ({budget})")
+    return stores, where
 
 
 def _fmt_eps(eps: float) -> str:
@@ -486,7 +509,7 @@ class NonPrivateTrainer(Trainer):
         self.train = train
         self.criterion = MultiLabelBCE("sum", pos_weight=config.pos_weight)
         self.collate = PadCollate(train.pad_id)
-        self.lengths = [len(ids) for ids in train.input_ids]
+        self.lengths = train.lengths()
 
     def _logical_steps(self) -> Iterator[float]:
         batches = _epoch_batches(np.random.default_rng(self.config.seed), n=len(self.train),
@@ -596,7 +619,7 @@ class PrivateTrainer(Trainer):
         if adapt_loader is not None:
             dp_loader = adapt_loader(dp_loader)
         self.n_units = len(data)
-        lengths = data.lengths() if self.per_patient else [len(ids) for ids in train.input_ids]
+        lengths = data.lengths() if self.per_patient else train.lengths()
         self.batches = length_sorted_memory_manager(
             dp_loader, max_physical_batch_size=physical_batch(config), optimizer=self.optimizer,
             lengths=lengths, collate_fn=collate)

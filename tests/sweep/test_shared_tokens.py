@@ -1,0 +1,30 @@
+"""A sweep reads and tokenises its corpus once; its trials never touch the data folder."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from dpsweep.results import ResultStore
+from dpsweep.sweep.runner import inspect_sweep, run_sweep
+from dpsweep.sweep.spec import load_spec
+
+
+@pytest.mark.ray
+def test_trials_train_from_the_shared_tokens_with_the_data_folder_gone(write_space, tmp_path, synth_mimic, capfd):
+    data = tmp_path / "data"
+    shutil.copytree(synth_mimic, data)
+    space = write_space(dataset={"name": "tiny-mimic", "format": "mimic-cxr", "path": str(data), "max_length": 32},
+                        privacy={"epsilons": [8], "delta": 1e-5}, trials_per_target=2)
+    spec, plan = inspect_sweep(load_spec(space))  # the driver reads the corpus here, once
+    shutil.rmtree(data)  # a trial that read the corpus again would fail now
+    messages: list[str] = []
+    outcome = run_sweep(spec, plan, sweep_id="shared", store=ResultStore(spec.store), runs_dir=str(tmp_path / "runs"),
+                        log=messages.append)
+    rows = ResultStore(spec.store).read("tiny-mimic").to_pylist()
+    assert outcome.rows_written == 2 and [r["status"] for r in rows] == ["completed", "completed"], rows
+    once = [m for m in messages if m.startswith("tokenized once: ")]
+    assert len(once) == 1 and f"{len(plan.corpus.train) + len(plan.corpus.val) + len(plan.corpus.test)} reports" in once[0]
+    trial_output = capfd.readouterr().err
+    assert trial_output.count("reusing the sweep's tokenized corpus") == 2, trial_output[-2000:]
