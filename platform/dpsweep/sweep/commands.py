@@ -215,7 +215,7 @@ def print_front(store, *, dataset: str, sweep_id: str | None = None) -> list[dic
             else "validation; ε per trial, excludes tuning")
     print(f"\nPareto front, {dataset} ({what}):")
     print(f"{'ε target':>9} {'ε trial':>8} {'ε release':>10} {'weighted F1':>12} {'macro F1':>9} {'σ':>6} "
-          f"{'C':>6} {'rank':>5} {'lr':>8} {'steps':>6}")
+          f"{'C':>6} {'method':>7} {'rank':>5} {'lr':>8} {'steps':>6}")
     for r in rows:
         target = "inf" if math.isinf(r["epsilon_target"]) else f"{r['epsilon_target']:g}"
         spent = "inf" if math.isinf(r["epsilon"]) else f"{r['epsilon']:.3g}"
@@ -223,7 +223,7 @@ def print_front(store, *, dataset: str, sweep_id: str | None = None) -> list[dic
         sigma = f"{r['sigma']:.3g}" if r["sigma"] else "-"
         clip = f"{r['clip']:.3g}" if r["clip"] is not None and not math.isinf(r["epsilon"]) else "-"
         print(f"{target:>9} {spent:>8} {released:>10} {r['weighted_f1']:>12.4f} {r['macro_f1']:>9.4f} {sigma:>6} "
-              f"{clip:>6} {r['rank']:>5} {r['lr']:>8.2g} {r['steps']:>6}")
+              f"{clip:>6} {r.get('method') or 'lora':>7} {r['rank']:>5} {r['lr']:>8.2g} {r['steps']:>6}")
     if not rows:
         print("  (no completed trial)")
     _print_references(store, dataset=dataset, rows=rows)
