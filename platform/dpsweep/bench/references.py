@@ -15,22 +15,10 @@ from typing import Any
 import numpy as np
 
 from dpsweep.results.references import has_references, reference_rows, write_references
-from dpsweep.train.metrics import evaluate, tune_thresholds
 
 # Metrics stored per reference: the validation metrics a front may be drawn against.
 REFERENCE_METRICS = ("weighted_f1", "macro_f1", "micro_f1", "weighted_f1_tuned", "macro_f1_tuned", "auroc_macro")
 FREQUENCY_DRAWS = 20  # as train.metrics.floors: the label-frequency floor is a mean over draws
-
-
-def _metrics(probs: np.ndarray, corpus: Any) -> dict[str, float | None]:
-    """The reference metrics of validation probabilities (tuned: per-label thresholds on validation)."""
-    val = corpus.val
-    plain = evaluate(probs, val.labels, val.mask, corpus.label_names)
-    tuned = evaluate(probs, val.labels, val.mask, corpus.label_names,
-                     thresholds=tune_thresholds(probs, val.labels, val.mask))
-    return {"weighted_f1": plain.weighted_f1, "macro_f1": plain.macro_f1, "micro_f1": plain.micro_f1,
-            "weighted_f1_tuned": tuned.weighted_f1, "macro_f1_tuned": tuned.macro_f1,
-            "auroc_macro": plain.auroc_macro}
 
 
 def _mean(draws: list[dict[str, float | None]]) -> dict[str, float | None]:
@@ -47,15 +35,15 @@ def reference_metrics(corpus: Any, *, seed: int = 0) -> dict[str, dict[str, floa
     The floors draw exactly as :func:`dpsweep.train.metrics.floors` (same generator, same
     order), so their threshold-0.5 figures equal its figures.
     """
-    from dpsweep.bench.baselines import tfidf_logreg_probs
+    from dpsweep.bench.baselines import tfidf_logreg_probs, validation_metrics
 
     n, n_labels = corpus.val.labels.shape
     rng = np.random.default_rng(seed)
     prevalence = corpus.train.labels.mean(0)
-    draws = [_metrics((rng.random((n, n_labels)) < prevalence).astype(float), corpus)
+    draws = [validation_metrics((rng.random((n, n_labels)) < prevalence).astype(float), corpus)
              for _ in range(FREQUENCY_DRAWS)]
-    return {"tfidf_logreg": _metrics(tfidf_logreg_probs(corpus, seed=seed), corpus),
-            "all_positive": _metrics(np.ones((n, n_labels)), corpus),
+    return {"tfidf_logreg": validation_metrics(tfidf_logreg_probs(corpus, seed=seed), corpus),
+            "all_positive": validation_metrics(np.ones((n, n_labels)), corpus),
             "label_frequency": _mean(draws)}
 
 
