@@ -48,8 +48,11 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/dpsweep bench sweep
 	$(VENV)/bin/dpsweep bench sweep --workers 2 --trials-per-target 1 --epsilons 8 inf
 
-# On a machine with an NVIDIA GPU (and the CUDA build of torch: see README): one quickstart
-# trial trained on the GPU, its model saved and reloaded to predict, and the DP step ratio.
+# On a machine with an NVIDIA GPU (and the CUDA build of torch: see README), a few minutes on
+# one GPU: one quickstart trial trained on the GPU, its model saved and reloaded to predict;
+# DP / non-private step-time ratio and peak GPU memory per Opacus mode (hooks, ghost) for
+# MiniLM and a BERT-base-sized model built from config; trials per hour with 1, 2 and 4
+# trials sharing the GPU. Prints a table; the JSON goes to gpu-check.json.
 gpu-check: $(VENV)/.installed
 	$(VENV)/bin/dpsweep bench gpu --out gpu-check.json
 

@@ -16,10 +16,20 @@ def add_bench_command(sub) -> None:
     step.add_argument("--rounds", type=int, default=3)
     step.add_argument("--ghost", action="store_true", help="also measure ghost clipping")
     step.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    step.add_argument("--model", choices=("minilm", "bert-base"), default="minilm",
+                      help="the embedded MiniLM (default) or a BERT-base-sized model built from config "
+                           "(random weights, nothing downloaded)")
     step.set_defaults(func=_step)
-    gpu = bsub.add_parser("gpu", help="one quickstart trial on CUDA: train, save, predict, DP step ratio")
+    gpu = bsub.add_parser("gpu", help="on one GPU: a quickstart trial (train, save, predict), DP step ratios "
+                          "(MiniLM, BERT-base), trials per hour with 1, 2, 4 trials sharing the GPU",
+                          description="A few minutes on one GPU; refuses where none is visible.")
     gpu.add_argument("--data", default="data/synth-mimic", help="corpus folder (written if absent)")
     gpu.add_argument("--device", default="cuda", help="cuda (default) or cuda:N")
+    gpu.add_argument("--step-rounds", type=_positive_int, default=2,
+                     help="child processes per model and mode in the step bench (default 2)")
+    gpu.add_argument("--levels", type=_positive_int, nargs="+", default=[1, 2, 4],
+                     help="trials sharing the GPU at once, one sweep per level (default 1 2 4)")
+    gpu.add_argument("--trials", type=_positive_int, default=8, help="trials per level (default 8)")
     gpu.add_argument("--out", help="write the JSON report here")
     gpu.set_defaults(func=_gpu)
     cal = bsub.add_parser("calibration", help="time of one privacy calibration call")
@@ -102,16 +112,19 @@ def _step(args) -> int:
     from dpsweep.devices import resolve_device
 
     _print(bench_step(batch_size=args.batch_size, length=args.length, rounds=args.rounds, modes=modes,
-                      device=resolve_device(args.device)))
+                      device=resolve_device(args.device), model=args.model))
     return 0
 
 
 def _gpu(args) -> int:
-    from dpsweep.bench.gpu import gpu_check
+    from dpsweep.bench.gpu import gpu_check, summary_lines
     from dpsweep.console import json_safe
 
-    report = gpu_check(data=Path(args.data), device=args.device)
-    _print(json_safe(report))
+    report = gpu_check(data=Path(args.data), device=args.device, step_rounds=args.step_rounds,
+                       levels=tuple(args.levels), trials_per_level=args.trials)
+    if not args.out:
+        _print(json_safe(report))
+    print("\n".join(summary_lines(report)))
     if args.out:
         Path(args.out).write_text(json.dumps(json_safe(report), indent=1))
     return 0

@@ -10,7 +10,7 @@ from dpsweep import _lazy
 
 _EXPORTS = {
     "classifier": ("POOLINGS", "ModelSpec", "PooledClassifier", "build_classifier",
-                   "load_classifier", "pool", "trainable_parameters"),
+                   "classifier_from_config", "load_classifier", "pool", "trainable_parameters"),
     "loading": ("DEFAULT_MODEL", "resolve_model_path"),
     "lora": ("LoraSettings", "apply_lora", "lora_targets_for"),
 }

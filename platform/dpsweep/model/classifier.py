@@ -191,7 +191,30 @@ def load_classifier(spec: ModelSpec, *, num_labels: int, device: str = "cpu"):
     """Load (classifier, tokenizer) for `spec` from its local folder, offline."""
     folder = resolve_model_path(spec.name_or_path)
     tokenizer = load_tokenizer(folder)
-    backbone = load_backbone(folder).to(device)
+    return _wrap(load_backbone(folder).to(device), tokenizer, spec=spec, num_labels=num_labels, device=device)
+
+
+def classifier_from_config(config, *, spec: ModelSpec, num_labels: int, device: str = "cpu"):
+    """(classifier, tokenizer) around a randomly initialised backbone built from a transformers
+    `config`, with the tokenizer of `spec.name_or_path` (a folder, or the embedded MiniLM).
+
+    A model of any size with nothing downloaded: for cost benchmarks (step time, memory),
+    since its random weights make its accuracy meaningless. Seed torch first for the same weights.
+    """
+    from transformers import AutoModel
+
+    from dpsweep.errors import ModelError
+
+    tokenizer = load_tokenizer(resolve_model_path(spec.name_or_path))
+    if config.vocab_size < len(tokenizer):
+        raise ModelError(f"config vocab_size = {config.vocab_size} is less than the tokenizer's {len(tokenizer)} "
+                         "tokens; set vocab_size to at least the tokenizer's size")
+    with torch.device(device):  # initialise on the device: a large model's init is much faster there
+        backbone = AutoModel.from_config(config)
+    return _wrap(backbone, tokenizer, spec=spec, num_labels=num_labels, device=device)
+
+
+def _wrap(backbone: nn.Module, tokenizer, *, spec: ModelSpec, num_labels: int, device: str):
     if getattr(backbone.config, "pad_token_id", None) is None:
         backbone.config.pad_token_id = tokenizer.pad_token_id
     return build_classifier(backbone, num_labels=num_labels, spec=spec).to(device), tokenizer

@@ -32,6 +32,8 @@ class TrialTiming:
     driver_seconds: float    # trial start -> completion, seen from the driver
     trial_seconds: float     # inside the trial function
     parts: dict[str, float] = field(default_factory=dict)  # load/cache/train/eval/worker start seconds
+    peak_gpu_mb: float | None = None  # one-worker GPU trials: the trial process' peak allocated memory
+    finished_s: float = field(default_factory=time.perf_counter)  # driver's clock (perf_counter) at completion
 
 
 @dataclass
@@ -103,7 +105,8 @@ class StoreCallback(Callback):
             self.progress.timings.append(TrialTiming(
                 trial_id=trial.trial_id, epsilon_target=self.epsilon,
                 driver_seconds=time.perf_counter() - started, trial_seconds=float(result.get("trial_seconds", 0)),
-                parts={k: float(v) for k, v in result.items() if k in TIMING_KEYS and v is not None}))
+                parts={k: float(v) for k, v in result.items() if k in TIMING_KEYS and v is not None},
+                peak_gpu_mb=result.get("peak_gpu_mb")))
         self.progress.finished(self.epsilon, result.get(METRIC), result.get("status", "completed"))
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:

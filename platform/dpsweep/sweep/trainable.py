@@ -49,6 +49,7 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
     config = config_for(params, base)
     trial_id = f"{trial_prefix}-{tune.get_context().get_trial_id()}"
     workers = int(resources["workers_per_trial"])
+    peak_gpu_mb = None  # one-worker GPU trials: the peak of this trial process (`dpsweep bench gpu`)
     model_dir = f"{runs_dir}/models/{trial_id}"  # every completed trial's model is kept
     if workers > 1:
         from dpsweep.distributed import run_trial_on_workers
@@ -67,15 +68,19 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
         device = "cuda:0" if resources["gpus_per_worker"] > 0 else "cpu"
         # tune.with_parameters hands object-store refs over already resolved
         corpus = shared.get(config, log=log_stderr) if shared is not None else None
+        if device != "cpu" and torch.cuda.is_initialized():  # before init it raises, and the peak is 0 anyway
+            torch.cuda.reset_peak_memory_stats(device)  # a reused actor: this trial's peak only
         result = run_trial(config, corpus=corpus, prefix_states=prefix_ref, device=device, output_dir=model_dir,
                            replace_output=True)  # a trial id is new; a retried trial rewrites its own
+        if device != "cpu":
+            peak_gpu_mb = torch.cuda.max_memory_allocated(device) / 2**20
     if dataset_name:
         result.dataset = dataset_name
     row = {**result_row(result, sweep_id=sweep_id, trial_id=trial_id, started_at=started_at), **(row_extra or {})}
     score = result.val.weighted_f1 if result.val is not None else 0.0  # infeasible: nothing learned
     timings = {key: float(getattr(result, key, 0.0) or 0.0) for key in TIMING_KEYS}
     tune.report({METRIC: score, "status": result.status, "row_json": json.dumps(json_safe(row), default=str),
-                 "trial_seconds": time.perf_counter() - t0, **timings,
+                 "trial_seconds": time.perf_counter() - t0, "peak_gpu_mb": peak_gpu_mb, **timings,
                  "epsilon_spent": _finite_or_none(result.ledger.epsilon)})
 
 
