@@ -34,6 +34,19 @@ def test_bad_names_or_store_refused_before_the_data_is_read(write_space, tmp_pat
         assert len(err.strip().splitlines()) == 1 and named in err and "no-such-data" not in err
 
 
+def test_missing_public_corpus_refused_in_one_line_before_ray(write_space, tmp_path, capsys):
+    import ray
+
+    space = write_space()
+    spec = yaml.safe_load(space.read_text())
+    spec["public_data"] = {"format": "mimic-cxr", "path": str(tmp_path / "no-public")}
+    space.write_text(yaml.safe_dump(spec))
+    assert main(["sweep", str(space), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "public_data (path " in err and "dpsweep data synth" in err
+    assert not ray.is_initialized()
+
+
 def test_dry_run_creates_no_store(write_space, tmp_path, capsys):
     space = write_space()
     space.write_text(yaml.safe_dump({**yaml.safe_load(space.read_text()), "store": str(tmp_path / "new-store")}))

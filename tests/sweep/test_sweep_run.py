@@ -79,6 +79,7 @@ def test_dry_run_starts_no_ray(write_space, capsys):
     assert main(["sweep", str(write_space()), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "ε=3: 2 trials over rank, lr, clip, sigma" in out and "total: 6 trials" in out
+    assert "read once, in the driver, in " in out  # the sweep's only read of the data folder
     assert not ray.is_initialized()
 
 

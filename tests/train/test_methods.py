@@ -175,3 +175,14 @@ def test_linear_without_public_data_is_refused():
         TrialConfig(method="linear")
     with pytest.raises(ConfigError, match="both format and path"):
         TrialConfig(public_format="ct-rate")
+
+
+def test_a_missing_public_corpus_is_named_before_any_training(base, tmp_path):
+    from dpsweep.data import load_corpus
+    from dpsweep.errors import DataError
+    from dpsweep.train.methods import load_public_corpus
+
+    missing = base.override(public_path=str(tmp_path / "nowhere"))
+    corpus = load_corpus("mimic-cxr", base.data_path)
+    with pytest.raises(DataError, match=r"public_data \(path .*nowhere\).*dpsweep data synth --format mimic-cxr"):
+        load_public_corpus(missing, label_names=corpus.label_names)

@@ -42,11 +42,15 @@ class SweepPlan:
     # The corpus read while checking the spec, reused by the driver's shared frozen-layer
     # cache instead of reading the data twice. Holds report text: never printed or stored.
     corpus: Any = field(default=None, repr=False, compare=False)
+    read_seconds: float | None = None  # reading the corpus in the driver (the sweep's only read)
 
     def lines(self) -> list[str]:
         s, r = self.spec, self.spec.resources
+        read = (f"; read once, in the driver, in {self.read_seconds:.1f} s (trials never read the data folder)"
+                if self.read_seconds is not None else "")
         out = [f"sweep {s.name} ({s.source}): dataset {self.dataset} ({s.base.dataset_format}, "
-               f"{self.n_train} train / {self.n_val} val), model {s.base.model}, max length {s.base.max_length}",
+               f"{self.n_train} train / {self.n_val} val{read}), model {s.base.model}, "
+               f"max length {s.base.max_length}",
                f"search: {', '.join(f'{p.key} {p.describe()}' for p in s.params) or 'nothing'}; "
                f"sampler {s.sampler} (seed {s.seed}); δ={s.base.delta:g}, accountant {s.base.accountant}",
                f"resources: {r.workers_per_trial} worker(s) per trial x {r.cpus_per_worker:g} CPU"

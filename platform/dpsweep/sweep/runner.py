@@ -69,7 +69,12 @@ def inspect_sweep(spec: SweepSpec) -> tuple[SweepSpec, SweepPlan]:
         base = base.override(public_path=str(Path(base.public_path).expanduser().resolve()))
     if base.model != "default" and Path(base.model).exists():
         base = base.override(model=str(Path(base.model).resolve()))
+    t0 = time.perf_counter()
     corpus = load_trial_corpus(base)
+    read_seconds = time.perf_counter() - t0
+    from dpsweep.train.methods import load_public_corpus
+
+    load_public_corpus(base, label_names=corpus.label_names)  # a missing or mislabelled public corpus: now
     n_units = training_units(base.override(epsilon=min(spec.epsilons)), corpus)
     for eps in spec.epsilons:
         validate_privacy_args(epsilon_target=eps, delta=base.delta, n_train=n_units,
@@ -83,7 +88,7 @@ def inspect_sweep(spec: SweepSpec) -> tuple[SweepSpec, SweepPlan]:
     except ValueError as exc:
         raise ConfigError(f"{spec.source}: dataset.name: {exc}") from None
     plan = plan_sweep(spec, n_train=n_units, n_val=len(corpus.val), dataset=dataset)
-    return spec, replace(plan, corpus=corpus)
+    return spec, replace(plan, corpus=corpus, read_seconds=read_seconds)
 
 
 def default_sweep_id(spec: SweepSpec) -> str:

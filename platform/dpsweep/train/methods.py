@@ -16,11 +16,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 from dpsweep.data import Corpus, DataOptions, load_corpus
-from dpsweep.errors import ConfigError
+from dpsweep.errors import ConfigError, DataError
 from dpsweep.settings import TrialConfig
 
 Log = Callable[[str], None]
@@ -32,7 +33,13 @@ def load_public_corpus(config: TrialConfig, *, label_names: tuple[str, ...]) -> 
         return None
     options = DataOptions(sections=config.sections, uncertain_policy=config.uncertain_policy,
                           val_fraction=config.val_fraction, seed=config.seed)
-    public = load_corpus(config.public_format, config.public_path, options)
+    try:
+        public = load_corpus(config.public_format, config.public_path, options)
+    except DataError as exc:
+        hint = ("; write the synthetic one with `dpsweep data synth --format "
+                f"{config.public_format} --out {config.public_path} --n 4000`"
+                if not Path(config.public_path).exists() and config.public_format in ("mimic-cxr", "ct-rate") else "")
+        raise DataError(f"public_data (path {config.public_path}): {exc}{hint}") from None
     if tuple(public.label_names) != tuple(label_names):
         raise ConfigError(f"public_data {config.public_path}: its labels ({len(public.label_names)}: "
                           f"{', '.join(public.label_names[:3])}, ...) are not the private data set's "
