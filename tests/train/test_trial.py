@@ -58,3 +58,21 @@ def test_sigma_too_small_is_infeasible_not_a_crash(base):
     result = run_trial(base.override(epsilon=0.05, sigma=0.3), log=_quiet)
     assert result.status == "infeasible" and result.ledger.steps == 0
     assert "σ" in result.reason or "sigma" in result.reason
+
+
+def test_evaluation_of_a_large_split_says_how_far_it_is(base):
+    from dpsweep.data import load_corpus
+    from dpsweep.model import ModelSpec, load_classifier
+    from dpsweep.train.batches import encode, predict
+    from dpsweep.train.loop import EvalProgress
+
+    corpus = load_corpus("mimic-cxr", base.data_path)
+    model, tokenizer = load_classifier(ModelSpec(name_or_path=base.model), num_labels=len(corpus.label_names))
+    val = encode(corpus.val, tokenizer, max_length_tokens=base.max_length)
+    lines: list[str] = []
+    probs = predict(model, val, batch_size=4, progress=EvalProgress("validation", lines.append, every_s=0.0))
+    assert probs.shape == (len(val), len(corpus.label_names))
+    batches = -(-len(val) // 4)
+    assert len(lines) == batches - 1  # one per batch but the last (the trial's summary follows it)
+    assert lines[0].startswith(f"evaluating validation: 4/{len(val)} reports")
+    assert all("ETA" in line for line in lines)

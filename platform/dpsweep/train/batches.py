@@ -7,6 +7,8 @@ longest member, not to max_length, which saves much of the compute on short repo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -197,8 +199,12 @@ def on_host(model: torch.nn.Module, device: str | torch.device) -> torch.nn.Modu
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, data: EncodedSplit, *, batch_size: int) -> np.ndarray:
-    """Sigmoid probabilities for every example, in the split's order."""
+def predict(model: torch.nn.Module, data: EncodedSplit, *, batch_size: int,
+            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Sigmoid probabilities for every example, in the split's order.
+
+    `progress(done, total)` is called after every batch (callers rate-limit what they print).
+    """
     was_training = model.training
     model.eval()
     order = np.argsort(data.input_ids.lengths())  # similar lengths pad less
@@ -208,5 +214,7 @@ def predict(model: torch.nn.Module, data: EncodedSplit, *, batch_size: int) -> n
         idx = order[start : start + batch_size]
         input_ids, attention, _ = collate([data[i] for i in idx])
         out[idx] = torch.sigmoid(model(input_ids, attention)).numpy()
+        if progress is not None:
+            progress(start + len(idx), len(order))
     model.train(was_training)
     return out

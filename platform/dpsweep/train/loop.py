@@ -140,7 +140,7 @@ def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, plan: StepPl
     result = evaluate_trial(on_host(trainer.module, world.device), tokenizer, config, corpus, plan,
                             ledger=trainer_ledger(trainer, config, plan, cross_check=True,
                                                   patient_records=most_reports_per_patient(corpus)),
-                            train_seconds=train_seconds)
+                            train_seconds=train_seconds, log=log)
     result.wall_seconds = time.perf_counter() - started
     result.load_seconds, result.cache_seconds = t_cache - started, t0 - t_cache
     result.eval_seconds = time.perf_counter() - t_eval
@@ -217,14 +217,14 @@ def trial_model(config: TrialConfig, *, num_labels: int, device: str | torch.dev
 
 
 def evaluate_trial(model, tokenizer, config: TrialConfig, corpus: Corpus, plan: StepPlan, *,
-                   ledger: PrivacyLedger, train_seconds: float) -> TrialResult:
+                   ledger: PrivacyLedger, train_seconds: float, log: Log = log_stderr) -> TrialResult:
     """A completed trial's result: validation (and test) metrics of the trained model.
 
     Thresholds are tuned per label on validation and applied unchanged to test.
     `wall_seconds` is left for the caller, who knows when the trial started.
     """
     val = encode(corpus.val, tokenizer, max_length_tokens=config.max_length)
-    probs = predict(model, val, batch_size=config.eval_batch_size)
+    probs = predict(model, val, batch_size=config.eval_batch_size, progress=EvalProgress("validation", log))
     thresholds = tune_thresholds(probs, corpus.val.labels, corpus.val.mask)
     result = TrialResult(
         status="completed", ledger=ledger, epochs=ledger.steps / plan.steps_per_epoch,
@@ -234,11 +234,28 @@ def evaluate_trial(model, tokenizer, config: TrialConfig, corpus: Corpus, plan: 
         step_seconds=train_seconds / max(ledger.steps, 1), **_corpus_fields(config, corpus))
     if corpus.test is not None and len(corpus.test):
         test = encode(corpus.test, tokenizer, max_length_tokens=config.max_length)
-        test_probs = predict(model, test, batch_size=config.eval_batch_size)
+        test_probs = predict(model, test, batch_size=config.eval_batch_size, progress=EvalProgress("test", log))
         result.test = evaluate(test_probs, corpus.test.labels, corpus.test.mask, corpus.label_names)
         result.test_tuned = evaluate(test_probs, corpus.test.labels, corpus.test.mask, corpus.label_names,
                                      thresholds=thresholds)
     return result
+
+
+class EvalProgress:
+    """A line every `every_s` seconds while a large split is evaluated (counts only, no report)."""
+
+    def __init__(self, split: str, log: Log, *, every_s: float = 30.0) -> None:
+        self.split, self.log, self.every_s = split, log, every_s
+        self.started = self.last = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every_s or done >= total:
+            return
+        self.last = now
+        elapsed = now - self.started
+        self.log(f"evaluating {self.split}: {done}/{total} reports, {elapsed:.0f} s elapsed, "
+                 f"ETA {elapsed * (total - done) / done:.0f} s")
 
 
 def cache_prefix(model, train: EncodedSplit, config: TrialConfig, *, log: Log, states=None,
