@@ -78,6 +78,21 @@ def caches_frozen_layers(config: TrialConfig) -> bool:
     return config.method == "head" or config.lora_layers is not None
 
 
+def frozen_depth(config: TrialConfig, *, num_layers: int) -> int | None:
+    """How many lower layers the trial's cache holds (None: none), as the model will find it.
+
+    head: all of them (the head reads the top layer's output); lora and bitfit with
+    `lora_layers` k: the n - k below the first adapted layer (none when k >= n). The sweep
+    computes shared states once per distinct depth; each trial takes the stores of its own.
+    """
+    if not caches_frozen_layers(config):
+        return None
+    if config.method == "head":
+        return num_layers
+    depth = num_layers - config.lora_layers
+    return depth if depth >= 1 else None
+
+
 def encode_public(public: Corpus | None, tokenizer, config: TrialConfig):
     """The public corpus tokenised for the warm start (None when the trial takes none)."""
     if not config.public_warm_steps or public is None:
