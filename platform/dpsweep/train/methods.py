@@ -2,7 +2,7 @@
 
 - lora:   LoRA adapters + head on a transformer (the paper's DP-LoRA);
 - bitfit: the transformer's bias terms + head (DP-BiTFiT, Bu et al. 2022);
-- head:   the head alone on frozen pooled features (computed once per trial by the cache);
+- head:   the head alone on frozen pooled features (computed once by the cache: per sweep, or per trial);
 - linear: a linear model on TF-IDF features of a public vocabulary (dpsweep.model.linear).
 
 The private training split reaches every method only through the (DP) optimiser. The public
