@@ -98,3 +98,26 @@ def test_non_private_trial_inside_a_tune_function_trial(local_ray, dp_config, tm
     metrics = grid[0].metrics
     assert metrics["steps"] == plan_steps(config, n_train=269).steps and math.isinf(metrics["epsilon"])
     assert 0.0 <= metrics["weighted_f1"] <= 1.0
+
+
+def test_ranks_reuse_the_sweeps_frozen_states_and_the_callers_tokens(local_ray, dp_config, tmp_path):
+    """Every rank takes the sweep's frozen-layer states of its depth from the object store (Ray
+    copies them to a node once; the ranks there share them) instead of computing its own; and
+    outside a sweep the caller reads and tokenises the corpus once for its ranks."""
+    from dpsweep.distributed.shared import PrefixShare, SharedPrefix
+    from dpsweep.train.loop import compute_prefix_states, load_trial_corpus
+
+    config = dp_config.override(lora_layers=1, max_epochs=0.5)
+    states, _ = compute_prefix_states(config, load_trial_corpus(config))
+    prefix = SharedPrefix(model=config.model, num_layers=2, shares=(PrefixShare.put(states, serves=("lora",)),))
+    messages: list[str] = []
+    shared = run_on_workers(config, num_workers=2, cpus_per_worker=1, storage_path=str(tmp_path / "runs"),
+                            name="shared-prefix", log=messages.append, prefix=prefix)
+    own = run_on_workers(config, num_workers=2, cpus_per_worker=1, storage_path=str(tmp_path / "runs"),
+                         name="own-prefix", log=quiet)
+    assert shared.trial.status == own.trial.status == "completed"
+    assert [r.frozen_cache for r in shared.ranks] == ["shared (depth 1)"] * 2
+    assert [r.frozen_cache for r in own.ranks] == ["computed (depth 1)"] * 2
+    assert shared.ranks[0].weights_sha256 == shared.ranks[1].weights_sha256
+    once = [m for m in messages if m.startswith("tokenized once: ")]
+    assert len(once) == 1 and "trials read it, never the corpus" in once[0], messages

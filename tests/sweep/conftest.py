@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 
-def tiny_space(data: Path, model: Path, *, store: Path, **changes) -> dict:
+def tiny_space(data: Path, model_dir: Path, *, store: Path, **changes) -> dict:
     space = {
         "name": "tiny",
         "dataset": {"name": "tiny-mimic", "format": "mimic-cxr", "path": str(data), "max_length": 32},
-        "model": {"path": str(model), "lora_layers": 1},
+        "model": {"path": str(model_dir), "lora_layers": 1},
         "privacy": {"epsilons": [3, 8, "inf"], "delta": 1e-5},
         "search": {"rank": {"dist": "choice", "values": [2, 4]},
                    "lr": {"dist": "loguniform", "low": 1e-3, "high": 1e-2},

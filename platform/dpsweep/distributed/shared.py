@@ -1,4 +1,4 @@
-"""A sweep's tokenised corpus in Ray's object store, read by every trial and worker.
+"""A sweep's tokenised corpus and frozen-layer states in Ray's object store, read by every trial and worker.
 
 Why the object store rather than `.npy` files in the run folder: it works the same on one
 node and on many. Ray copies the object to a node once, the first time a trial there asks
@@ -10,6 +10,7 @@ Token ids also stay off disk: they are the report text in another alphabet.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ class SharedCorpus:
     Ray Train workers without putting the arrays in the object store again.
     """
 
-    tokens_ref: Any  # ray.ObjectRef of the TokenizedCorpus
+    tokens_ref: Any | None  # ray.ObjectRef of the TokenizedCorpus (None: texts only, for method linear)
     texts_ref: Any | None  # ray.ObjectRef of the read Corpus, or None
     model: str
     max_length_tokens: int
@@ -53,6 +54,8 @@ class SharedCorpus:
 
         t0 = time.perf_counter()
         why_not = self.fits(config) if config is not None else ""
+        if not why_not and self.tokens_ref is None:
+            why_not = "the tokens were not shared"
         if why_not and self.texts_ref is None:
             raise ValueError(f"the sweep shared tokens only, but this trial cannot use them ({why_not}); "
                              "a sweep keeps the texts when the search space varies model, max_length or method")
@@ -91,3 +94,96 @@ def tokenize_and_share(config, corpus, *, log, keep_texts: bool = False) -> Shar
         f"{'; the texts too, for trials of another model, max_length or method' if keep_texts else ''}; "
         "trials read it, never the corpus)")
     return shared
+
+
+def share_for_ranks(config, corpus, *, log) -> SharedCorpus:
+    """One trial's corpus, read by its caller, for its Ray Train ranks: no rank reads the files.
+
+    Tokenised once here for a transformer method; the linear method tokenises with a vocabulary
+    each rank builds from public data, so its ranks get the read corpus (texts) instead.
+    """
+    if getattr(config, "method", "lora") != "linear":
+        return tokenize_and_share(config, corpus, log=log)
+    import ray
+
+    n = len(corpus.train) + len(corpus.val) + (len(corpus.test) if corpus.test is not None else 0)
+    shared = SharedCorpus(tokens_ref=None, texts_ref=ray.put(corpus), model=config.model,
+                          max_length_tokens=config.max_length, n_reports=n, nbytes=0)
+    log(f"read once: {n} reports put in Ray's object store (object {shared.texts_ref.hex()[:16]}) for the ranks, "
+        "which never read the corpus (method linear: each rank tokenises with its public vocabulary)")
+    return shared
+
+
+@dataclass(frozen=True)
+class PrefixShare:
+    """One depth of a sweep's frozen-layer states: `ref` holds its `PrefixStates` stores.
+
+    `paths`: the memory-mapped files the stores read (empty: in memory, in the object store),
+    `serves`: which methods' trials this depth is for (for the logs).
+    """
+
+    depth: int
+    ref: Any  # ray.ObjectRef of list[PrefixStates]
+    paths: tuple[str, ...]
+    n_reports: int
+    nbytes: int
+    serves: tuple[str, ...]
+
+    @classmethod
+    def put(cls, states: list, *, serves: tuple[str, ...] = ()) -> PrefixShare:
+        """Put one depth's stores in the object store once (a mapped store pickles as its path)."""
+        import ray
+
+        return cls(depth=states[0].depth, ref=ray.put(states), paths=tuple(s.path for s in states if s.path),
+                   n_reports=sum(len(s) for s in states), nbytes=sum(s.data.nbytes for s in states), serves=serves)
+
+
+@dataclass(frozen=True)
+class SharedPrefix:
+    """A sweep's frozen-layer states, computed once per depth some trial needs (a handle).
+
+    Like `SharedCorpus`, a wrapper keeps the references unresolved through
+    `tune.with_parameters`, so a multi-worker trial hands them to its ranks: Ray copies a
+    store to a node once and every rank there maps it. Memory-mapped stores are used only
+    where their file is visible (the node that wrote it, or a shared runs dir); elsewhere the
+    trial computes its own states.
+    """
+
+    model: str
+    num_layers: int
+    shares: tuple[PrefixShare, ...]
+
+    def share_for(self, config) -> tuple[PrefixShare | None, str]:
+        """(the share `config`'s cache would read, "") or (None, why not)."""
+        from dpsweep.train.methods import frozen_depth
+
+        if config.model != self.model:
+            return None, f"model {config.model} is not the sweep's {self.model}"
+        depth = frozen_depth(config, num_layers=self.num_layers)
+        if depth is None:
+            return None, "the trial caches no frozen layers"
+        share = next((s for s in self.shares if s.depth == depth), None)
+        if share is None:
+            return None, f"the sweep holds no states of depth {depth}"
+        missing = [p for p in share.paths if not os.path.exists(p)]
+        if missing:
+            return None, (f"the memory-mapped states at {missing[0]} are not visible on this node (runs dir "
+                          "not shared with the node that wrote them)")
+        return share, ""
+
+    def states_for(self, config, *, log=None, who: str = "this trial"):
+        """The stores matching `config`'s depth (list of PrefixStates), or None: the trial computes its own."""
+        import ray
+
+        share, why_not = self.share_for(config)
+        if share is None:
+            if log is not None and config.method != "linear" and why_not != "the trial caches no frozen layers":
+                log(f"{who} computes its own frozen-layer states: {why_not}")
+            return None
+        t0 = time.perf_counter()
+        states = ray.get(share.ref)
+        if log is not None:
+            where = f"memory-mapped at {', '.join(share.paths)}" if share.paths else f"object {share.ref.hex()[:16]}"
+            log(f"{who} reuses the sweep's frozen-layer states (depth {share.depth}, {share.n_reports} reports, "
+                f"{where}) in {time.perf_counter() - t0:.2f} s")
+        return states

@@ -47,7 +47,7 @@ _TAGS = ("__tensor__", "__tuple__", "__items__", "__float__")
 
 @dataclass(frozen=True)
 class RankSummary:
-    """How one rank ended; the ranks of a sound trial agree on all but rank and node_id."""
+    """How one rank ended; the ranks of a sound trial agree on all but rank, node_id and frozen_cache."""
 
     rank: int
     node_id: str
@@ -55,6 +55,7 @@ class RankSummary:
     epsilon: float  # from this rank's own accountant history (inf without DP)
     weights_sha256: str  # of the trained weights (LoRA + head), bit for bit
     resumed_from_steps: int  # steps restored from a checkpoint when this attempt began (0: fresh)
+    frozen_cache: str = ""  # where its frozen-layer states came from (train.loop.prefix_origin)
 
 
 @dataclass

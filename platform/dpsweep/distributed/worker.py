@@ -1,6 +1,7 @@
 """One rank of a distributed trial: the function every Ray Train worker runs.
 
-Each rank loads the corpus (or the sweep's tokenised one from the object store) and builds the same seeded model; DP trials wrap it in
+Each rank takes the tokenised corpus (and a sweep's frozen-layer states) from the object store,
+where the caller put them once, and builds the same seeded model; DP trials wrap it in
 Opacus' DPDDP, so each rank Poisson-samples its share of the data, clips per sample,
 and rank 0 alone adds the noise before the gradients are summed. Every
 `checkpoint_every_steps` steps rank 0 reports a checkpoint (see `state.py`); a restarted
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from dpsweep.distributed.sampling import lockstep_loader
-from dpsweep.distributed.shared import SharedCorpus
+from dpsweep.distributed.shared import SharedCorpus, SharedPrefix
 from dpsweep.distributed.state import (
     Outcome,
     RankSummary,
@@ -31,7 +32,16 @@ from dpsweep.distributed.state import (
     write_training,
 )
 from dpsweep.settings import TrialConfig
-from dpsweep.train.loop import PrivateTrainer, Progress, Trainer, World, run_trial, trainer_ledger
+from dpsweep.train.loop import (
+    PrivateTrainer,
+    Progress,
+    Trainer,
+    World,
+    log_stderr,
+    prefix_origin,
+    run_trial,
+    trainer_ledger,
+)
 from dpsweep.train.plan import StepPlan
 
 StepHookOnRank = Callable[..., None]  # called as hook(rank=..., steps=...) after every step
@@ -48,7 +58,8 @@ class WorkerJob:
     threads_per_worker: int = 1
     step_hook: StepHookOnRank | None = None  # tests inject worker failures here
     output_dir: str | None = None  # rank 0 saves the trained model there
-    shared: SharedCorpus | None = None  # the sweep's tokenised corpus: no rank reads the files
+    shared: SharedCorpus | None = None  # the tokenised corpus: no rank reads the files
+    prefix: SharedPrefix | None = None  # a sweep's frozen-layer states: no rank computes them
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:
@@ -64,8 +75,10 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         _report_outcome(saved.outcome, rank.world)
         return
     corpus = job.shared.get(job.config) if job.shared is not None else None
+    rank.prefix_states = (job.prefix.states_for(job.config, log=log_stderr, who=f"rank {rank.world.rank}")
+                          if job.prefix is not None else None)
     result = run_trial(job.config, corpus=corpus, plan=job.plan, ranks=rank, output_dir=job.output_dir,
-                       replace_output=True)
+                       replace_output=True, prefix_states=rank.prefix_states)
     if result is not None:
         _report_outcome(Outcome(trial=result, ranks=rank.summaries, first_started_at=rank.clock.first_started_at),
                         rank.world)
@@ -79,6 +92,7 @@ class RayTrainRank:
         self.clock = _Clock(first_started_at=started_at)
         self.resumed_from = 0
         self.summaries: list[RankSummary] = []
+        self.prefix_states: list | None = None  # the sweep's frozen-layer stores this rank was given
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         if not self.job.config.private:
@@ -109,7 +123,8 @@ class RayTrainRank:
         """Gather how every rank ended; ranks other than 0 make their last report here."""
         import ray.train
 
-        self.summaries = _gather(_summary(trainer, self.job, self.world, resumed_from=self.resumed_from),
+        self.summaries = _gather(_summary(trainer, self.job, self.world, resumed_from=self.resumed_from,
+                                          prefix=prefix_origin(trainer.module, self.prefix_states)),
                                  self.world)
         if self.world.rank != 0:
             ray.train.report({}, checkpoint=None)
@@ -220,7 +235,7 @@ def _set_rng_state(state: dict[str, torch.Tensor], trainer: Trainer, world: Worl
         trainer.noise_generator.set_state(state["noise"])
 
 
-def _summary(trainer: Trainer, job: WorkerJob, world: World, *, resumed_from: int) -> RankSummary:
+def _summary(trainer: Trainer, job: WorkerJob, world: World, *, resumed_from: int, prefix: str = "") -> RankSummary:
     import ray
 
     digest = hashlib.sha256()
@@ -229,7 +244,7 @@ def _summary(trainer: Trainer, job: WorkerJob, world: World, *, resumed_from: in
         digest.update(value.numpy().tobytes())
     return RankSummary(rank=world.rank, node_id=ray.get_runtime_context().get_node_id(), steps=trainer.steps,
                        epsilon=trainer_ledger(trainer, job.config, job.plan).epsilon, weights_sha256=digest.hexdigest(),
-                       resumed_from_steps=resumed_from)
+                       resumed_from_steps=resumed_from, frozen_cache=prefix)
 
 
 def _gather(obj: Any, world: World) -> list[Any]:

@@ -179,7 +179,9 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
 
         shared = (tokenize_and_share(spec.base, plan.corpus, log=log, keep_texts=_trials_may_need_texts(spec))
                   if progress.total else None)
-        prefix_ref = (_shared_prefix(spec, shared.get(), log, runs_dir=runs, sweep_id=sweep_id)
+        prefix_ref = (_shared_prefix(spec, plan, shared.get(), log, runs_dir=runs, sweep_id=sweep_id,
+                                     targets=[eps for eps in spec.epsilons if todo[eps] > 0],
+                                     runs_dir_shared=declared_shared(runs_dir_shared))
                       if progress.total else None)
         for eps in spec.epsilons:
             _raise_if_interrupted(progress)
@@ -245,30 +247,100 @@ def _check_capacity(spec: SweepSpec, log) -> None:
             "autoscaler adds nodes. Lower resources.* in the search space if none will come")
 
 
-def _shared_prefix(spec: SweepSpec, corpus, log, *, runs_dir: str, sweep_id: str):
-    """Compute the frozen lower layers once for every trial of the sweep; an object-store ref.
+def prefix_depths(spec: SweepSpec, plan: SweepPlan, *, targets: list[float], num_layers: int) -> dict[int, tuple]:
+    """{depth: (a config of that depth, the methods it serves)} for what the searched trials may cache.
 
-    Only for one-worker trials with `lora_layers` (Ray Train workers compute their own).
-    States up to the in-memory budget go to Ray's object store (shared memory); larger ones
-    to a memory-mapped file in `<runs_dir>/prefix-cache/<sweep_id>` (owner-only, deleted when
-    the sweep ends; a local runs dir only, since other nodes cannot map the head's disk).
-    The log line says which path was taken and why. Never in the results store.
+    Every method (and `lora_layers`) value a target still to run may search, on its base: head
+    caches all `num_layers` layers, lora and bitfit with `lora_layers` k the n - k below the
+    adapted ones, linear (or `prefix_cache` off) none. Depths no trial can use are not listed.
     """
-    import ray
+    from itertools import product
 
+    from dpsweep.train.methods import frozen_depth
+
+    found: dict[int, tuple] = {}
+    for eps in targets:
+        base = spec.base_for(eps)
+        params = {p.key: p for p in next(t for t in plan.targets if t.epsilon == eps).params}
+        choices = {key: _values(params[key]) if key in params else [getattr(base, key)]
+                   for key in ("method", "lora_layers")}
+        for method, lora_layers in product(choices["method"], choices["lora_layers"]):
+            config = base.override(method=method, lora_layers=lora_layers)
+            depth = frozen_depth(config, num_layers=num_layers)
+            if depth is None:
+                continue
+            label = method if method == "head" else f"{method} (lora_layers={lora_layers})"
+            first, serves = found.get(depth, (config, ()))
+            found[depth] = (first, serves if label in serves else (*serves, label))
+    return dict(sorted(found.items()))
+
+
+def _values(param: Param) -> list:
+    """Every value a searched parameter may take (an int range in full; choices as given)."""
+    if param.dist == "choice":
+        return list(param.values)
+    if param.dist == "int":
+        return list(range(int(param.low), int(param.high) + 1))
+    raise ConfigError(f"{param.key} is searched with dist {param.dist}; search it with choice or int")
+
+
+def _shared_prefix(spec: SweepSpec, plan: SweepPlan, corpus, log, *, runs_dir: str, sweep_id: str,
+                   targets: list[float], runs_dir_shared: bool = False):
+    """Compute the frozen lower layers once per depth the sweep's trials need; a `SharedPrefix` or None.
+
+    One store set per distinct depth (`prefix_depths`: e.g. head's all-layer features and
+    lora's n - k layers when method is searched), each computed from the base config with
+    that method. Together up to the in-memory budget they go to Ray's object store (shared
+    memory); what is over it to memory-mapped files in `<runs_dir>/prefix-cache/<sweep_id>`
+    (owner-only, deleted when the sweep ends; not on an s3:// or gs:// runs dir). One log line
+    per depth says which methods it serves, how many reports, how long and where. Trials of
+    one worker and every rank of a multi-worker trial take the stores of their own depth
+    (`SharedPrefix.states_for`). Never in the results store.
+    """
+    from dpsweep.distributed.shared import PrefixShare, SharedPrefix
+    from dpsweep.model import resolve_model_path
+    from dpsweep.model.limits import model_config, model_shape
+    from dpsweep.model.prefix import MEMORY_BUDGET_BYTES
     from dpsweep.train.loop import compute_prefix_states
 
-    if spec.resources.workers_per_trial != 1 or spec.base.lora_layers is None or not spec.base.prefix_cache:
+    num_layers = model_shape(model_config(resolve_model_path(spec.base.model))).layers
+    depths = prefix_depths(spec, plan, targets=targets, num_layers=num_layers) if num_layers else {}
+    if not depths:
         return None
-    t0 = time.perf_counter()
     folder = None if "://" in runs_dir else str(prefix_cache_folder(runs_dir, sweep_id))
-    states, how = compute_prefix_states(spec.base, corpus, folder=folder)
-    if states is None:
-        log(f"frozen-layer cache for the sweep {how}; each trial runs every layer")
+    budget, shares = MEMORY_BUDGET_BYTES, []
+    for depth, (config, serves) in depths.items():
+        t0 = time.perf_counter()
+        states, how = compute_prefix_states(config, corpus, folder=folder, max_bytes=budget)
+        what = f"frozen layers 0..{depth - 1} (depth {depth}) for the {', '.join(serves)} trials"
+        if states is None:
+            log(f"{what} not computed for the sweep ({how}); each such trial runs every layer")
+            continue
+        if states[0].depth != depth:  # the model found another first adapted layer than frozen_depth
+            log(f"warning: {what}: the model caches {states[0].depth} layers, not {depth}; not shared, "
+                "those trials compute their own")
+            continue
+        budget -= sum(s.data.nbytes for s in states if s.path is None)
+        shares.append(PrefixShare.put(states, serves=serves))
+        log(f"computed {what} once ({shares[-1].n_reports} reports, {time.perf_counter() - t0:.1f} s): {how}")
+    if not shares:
         return None
-    log(f"computed the frozen lower layers once for all trials ({sum(len(s) for s in states)} reports, "
-        f"{time.perf_counter() - t0:.1f} s): {how}")
-    return ray.put(states)
+    if spec.resources.workers_per_trial > 1:
+        log(_ranks_note(shares, runs_dir_shared=runs_dir_shared))
+    return SharedPrefix(model=spec.base.model, num_layers=num_layers, shares=tuple(shares))
+
+
+def _ranks_note(shares: list, *, runs_dir_shared: bool) -> str:
+    """What the ranks of multi-worker trials do with the shared states (for the sweep's log)."""
+    mapped = [s for s in shares if s.paths]
+    note = ("multi-worker trials: every rank takes its depth's states from Ray's object store (copied to a "
+            "node once, mapped by every rank on it)")
+    if not mapped:
+        return note
+    if runs_dir_shared:
+        return note + "; the memory-mapped ones from the shared runs dir, on any node"
+    return note + ("; the memory-mapped ones only on this node (the runs dir is not declared shared): "
+                   "ranks on other nodes compute their own")
 
 
 def prefix_cache_folder(runs_dir: str, sweep_id: str) -> Path:

@@ -30,12 +30,14 @@ def config_for(params: dict[str, Any], base: dict[str, Any]) -> TrialConfig:
 
 def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, trial_prefix: str,
                 dataset_name: str | None, resources: dict[str, Any], runs_dir: str,
-                prefix_ref: dict | None = None, row_extra: dict[str, Any] | None = None,
+                prefix_ref=None, row_extra: dict[str, Any] | None = None,
                 shared=None) -> None:
     """Tune function trainable (Ray 2.60 function API): train, evaluate, report once.
 
     `shared`: the sweep's tokenised corpus (`dpsweep.distributed.shared.SharedCorpus`); the
     trial reads it from Ray's object store instead of reading and tokenising the corpus.
+    `prefix_ref`: the sweep's frozen-layer states (`SharedPrefix`, one store set per depth);
+    the trial, or every rank of a multi-worker trial, takes those of its own depth.
     """
     from ray import tune
 
@@ -57,7 +59,8 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
         result = run_trial_on_workers(
             config, num_workers=workers, use_gpu=resources["gpus_per_worker"] > 0,
             cpus_per_worker=resources["cpus_per_worker"], gpus_per_worker=resources["gpus_per_worker"],
-            storage_path=f"{runs_dir}/train", name=trial_id, output_dir=model_dir, shared=shared)
+            storage_path=f"{runs_dir}/train", name=trial_id, output_dir=model_dir, shared=shared,
+            prefix=prefix_ref)
     else:
         import torch
 
@@ -70,7 +73,8 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
         corpus = shared.get(config, log=log_stderr) if shared is not None else None
         if device != "cpu" and torch.cuda.is_initialized():  # before init it raises, and the peak is 0 anyway
             torch.cuda.reset_peak_memory_stats(device)  # a reused actor: this trial's peak only
-        result = run_trial(config, corpus=corpus, prefix_states=prefix_ref, device=device, output_dir=model_dir,
+        states = prefix_ref.states_for(config, log=log_stderr) if prefix_ref is not None else None
+        result = run_trial(config, corpus=corpus, prefix_states=states, device=device, output_dir=model_dir,
                            replace_output=True)  # a trial id is new; a retried trial rewrites its own
         if device != "cpu":
             peak_gpu_mb = torch.cuda.max_memory_allocated(device) / 2**20

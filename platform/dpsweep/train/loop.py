@@ -273,7 +273,7 @@ def cache_prefix(model, train: EncodedSplit, config: TrialConfig, *, log: Log, s
         log(f"frozen-layer cache off: {why_not}")
         return
     cache = model.prefix_cache
-    reused = [s for s in cache.stores if states is not None and any(s is t for t in _as_list(states))]
+    reused = _reused_stores(cache, states)
     computed = len(cache.stores) - len(reused)
     where = (("shared by the sweep, " + ("memory-mapped at " + ", ".join(s.path for s in reused if s.path)
                                           if any(s.path for s in reused) else "in memory"))
@@ -287,16 +287,39 @@ def _as_list(states) -> list:
     return list(states) if isinstance(states, (list, tuple)) else [states]
 
 
-def compute_prefix_states(config: TrialConfig, corpus: Corpus, *, folder: str | None = None):
+def _reused_stores(cache, states) -> list:
+    return [s for s in cache.stores if states is not None and any(s is t for t in _as_list(states))]
+
+
+def prefix_origin(model, states) -> str:
+    """Where a model's frozen-layer states came from: off, computed, shared, or shared+computed.
+
+    `states`: the shared stores the trial was given (None: none). Recorded per rank of a
+    distributed trial, so a test (or a reader of the checkpoint) sees that every rank reused them.
+    """
+    cache = getattr(model, "prefix_cache", None)
+    if cache is None or not cache.stores:
+        return "off"
+    reused = len(_reused_stores(cache, states))
+    if not reused:
+        return f"computed (depth {cache.first_adapted})"
+    extra = "+computed" if reused < len(cache.stores) else ""
+    return f"shared{extra} (depth {cache.first_adapted})"
+
+
+def compute_prefix_states(config: TrialConfig, corpus: Corpus, *, folder: str | None = None,
+                          max_bytes: int | None = None):
     """Frozen-layer outputs of the training (and warm-start) reports, to share across a sweep's trials.
 
-    Valid for every trial that differs only in what LoRA rank, lr, clip, σ, batch or
-    epochs it uses: the frozen layers and the tokens are the same. Returns (list of
-    PrefixStates or None, what was done or why not, for the sweep's log): in memory up to
-    `dpsweep.model.prefix.MEMORY_BUDGET_BYTES`, else memory-mapped in `folder` (when given).
+    Valid for every trial of the same model, tokens and depth (`frozen_depth`), whatever
+    method, LoRA rank, lr, clip, σ, batch or epochs it uses. Returns (list of PrefixStates or
+    None, what was done or why not, for the sweep's log): in memory up to `max_bytes`
+    (default `dpsweep.model.prefix.MEMORY_BUDGET_BYTES`; a sweep of several depths passes what
+    the earlier depths left of it), else memory-mapped in `folder` (when given).
     """
     from dpsweep.model.prefix import MEMORY_BUDGET_BYTES
 
+    max_bytes = MEMORY_BUDGET_BYTES if max_bytes is None else max(0, max_bytes)
     if not caches_frozen_layers(config):
         return None, "off: the config caches nothing (prefix_cache off, no lora_layers, or method linear)"
     model, tokenizer = trial_model(config, num_labels=len(corpus.label_names))
@@ -305,12 +328,14 @@ def compute_prefix_states(config: TrialConfig, corpus: Corpus, *, folder: str | 
     if config.public_path is not None:  # warm starts read the public reports: cache them too
         public = load_public_corpus(config, label_names=corpus.label_names)
         public_ids = encode_public(public, tokenizer, replace(config, public_warm_steps=1)).input_ids
-    why_not = model.enable_prefix_cache(sequences, pad_id=tokenizer.pad_token_id, public=public_ids, folder=folder)
+    why_not = model.enable_prefix_cache(sequences, pad_id=tokenizer.pad_token_id, public=public_ids, folder=folder,
+                                        max_bytes=max_bytes)
     if why_not:
         return None, f"off: {why_not}"
     stores = list(model.prefix_cache.stores)
     size = sum(s.data.nbytes for s in stores)
-    budget = f"{size / 2**30:.2f} GiB fp16, in-memory budget {MEMORY_BUDGET_BYTES / 2**30:.0f} GiB"
+    left = "" if max_bytes == MEMORY_BUDGET_BYTES else f" ({max_bytes / 2**30:.2f} GiB of it left)"
+    budget = f"{size / 2**30:.2f} GiB fp16, in-memory budget {MEMORY_BUDGET_BYTES / 2**30:.0f} GiB{left}"
     paths = [s.path for s in stores if s.path]
     where = (f"memory-mapped at {', '.join(paths)} ({budget})" if paths
              else f"in memory, shared through Ray's object store ({budget})")

@@ -2,7 +2,7 @@
 
 - lora:   LoRA adapters + head on a transformer (the paper's DP-LoRA);
 - bitfit: the transformer's bias terms + head (DP-BiTFiT, Bu et al. 2022);
-- head:   the head alone on frozen pooled features (computed once per trial by the cache);
+- head:   the head alone on frozen pooled features (computed once by the cache: per sweep, or per trial);
 - linear: a linear model on TF-IDF features of a public vocabulary (dpsweep.model.linear).
 
 The private training split reaches every method only through the (DP) optimiser. The public
@@ -83,6 +83,21 @@ def caches_frozen_layers(config: TrialConfig) -> bool:
     if not config.prefix_cache or config.method == "linear":
         return False
     return config.method == "head" or config.lora_layers is not None
+
+
+def frozen_depth(config: TrialConfig, *, num_layers: int) -> int | None:
+    """How many lower layers the trial's cache holds (None: none), as the model will find it.
+
+    head: all of them (the head reads the top layer's output); lora and bitfit with
+    `lora_layers` k: the n - k below the first adapted layer (none when k >= n). The sweep
+    computes shared states once per distinct depth; each trial takes the stores of its own.
+    """
+    if not caches_frozen_layers(config):
+        return None
+    if config.method == "head":
+        return num_layers
+    depth = num_layers - config.lora_layers
+    return depth if depth >= 1 else None
 
 
 def encode_public(public: Corpus | None, tokenizer, config: TrialConfig):
