@@ -115,7 +115,8 @@ class TrialConfig:
     head_bias_init: float = _s(-2.0, "initial head bias (a fixed prior logit)", low=-50, high=50)
     backbone_dropout: bool = _s(False, "dropout inside the frozen backbone (off: better under DP)",
                                 column=False)
-    prefix_cache: bool = _s(True, "with lora_layers, compute the frozen lower layers once per trial",
+    prefix_cache: bool = _s(True, "compute the frozen layers (below lora_layers; all of them for method head) once, "
+                            "per sweep in a sweep, else per trial",
                             column=False)
     # privacy: epsilon is the target budget; inf trains without DP
     # The high bound keeps the accountants within memory: dp-accounting's PLD check needs
