@@ -30,6 +30,16 @@ def test_ids_equal_the_tokenizers_own_call(tokenizer, max_length):
     assert got.ids.dtype == np.int32 and got.lengths().tolist() == [len(r) for r in expected]
 
 
+def test_rust_threads_only_while_tokenising(tokenizer, monkeypatch):
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")  # what quiet_libraries sets
+    many = TEXTS * 20
+    got = tokenize_texts(many, tokenizer, max_length_tokens=48, chunk_size=16)  # on the Rust threads
+    assert [row.tolist() for row in got] == tokenizer(many, truncation=True, max_length=48)["input_ids"]
+    import os
+
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"  # forks after it see the pool off again
+
+
 def test_the_callers_tokenizer_keeps_its_settings(tokenizer):
     before = tokenizer.backend_tokenizer.to_str()
     tokenize_texts(TEXTS, tokenizer, max_length_tokens=8)

@@ -13,12 +13,14 @@ import logging
 import os
 import re
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from dpsweep.data.csvio import Table, find_csv, read_table
 from dpsweep.data.labels import CHEXPERT_LABELS
+from dpsweep.data.parallel import map_files
 from dpsweep.data.records import NEGATIVE, POSITIVE, UNCERTAIN, build_split, parse_label
 from dpsweep.data.sections import report_text
 from dpsweep.data.splits import check_disjoint
@@ -51,6 +53,7 @@ def read_mimic_cxr(root: Path, options: DataOptions) -> Corpus:
     rows: dict[str, tuple[list[str], list[np.ndarray], list[str]]] = {
         name: ([], [], []) for name in SPLIT_NAMES.values()
     }
+    kept = []
     for study, (subject, raw) in sorted(labels.items(), key=lambda kv: (kv[1][0], kv[0])):
         if study not in reports:
             skipped["labelled studies without a report file"] += 1
@@ -58,7 +61,10 @@ def read_mimic_cxr(root: Path, options: DataOptions) -> Corpus:
         if study not in study_split:
             skipped["labelled studies without a split row"] += 1
             continue
-        text = _report_text(reports[study], options)
+        kept.append((study, subject, raw))
+    read_one = partial(_report_text, sections=options.sections)  # picklable, for map_files' pool
+    texts_read = map_files(read_one, [reports[study] for study, _, _ in kept])
+    for (study, subject, raw), text in zip(kept, texts_read, strict=True):
         if not text:
             skipped["reports with no text"] += 1
             continue
@@ -108,10 +114,12 @@ def _assemble(root: Path, rows: dict, options: DataOptions, skipped: dict[str, i
     )
 
 
-def _report_text(path: str, options: DataOptions) -> str:
+def _report_text(path: str, sections: str) -> str:
     with open(path, "rb") as handle:
         report = handle.read().decode("utf-8", errors="replace")
-    return report_text(report, options.sections)
+    return report_text(report, sections)
+
+
 
 
 def _read_labels_file(path: Path) -> dict[int, tuple[int, np.ndarray]]:

@@ -10,7 +10,9 @@ report text and no patient id (patients become codes 0..P-1).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -74,6 +76,28 @@ def _fast_backend(tokenizer, max_length_tokens: int):
     return fast
 
 
+@contextlib.contextmanager
+def _rust_threads(on: bool) -> Iterator[None]:
+    """Let the Rust tokenizer use every core while a large corpus is tokenised.
+
+    `quiet_libraries` turns its thread pool off (TOKENIZERS_PARALLELISM=false) so a process
+    forked later never inherits it mid-flight; that halves the tokenising speed at full size.
+    The variable is read on every call and set again afterwards, so forks see it off.
+    """
+    if not on:
+        yield
+        return
+    saved = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = saved
+
+
 def tokenize_texts(texts: Sequence[str], tokenizer, *, max_length_tokens: int,
                    chunk_size: int = CHUNK_REPORTS) -> TokenArrays:
     """Token ids of `texts` as `tokenizer(texts, truncation=True, max_length=...)` gives them.
@@ -85,15 +109,16 @@ def tokenize_texts(texts: Sequence[str], tokenizer, *, max_length_tokens: int,
     fast = _fast_backend(tokenizer, max_length_tokens)
     encode_batch = getattr(fast, "encode_batch_fast", None) or getattr(fast, "encode_batch", None)
     flats, lengths = [], []
-    for start in range(0, len(texts), chunk_size):
-        chunk = list(texts[start : start + chunk_size])
-        if fast is not None:
-            rows = [e.ids for e in encode_batch(chunk, add_special_tokens=True)]
-        else:
-            rows = tokenizer(chunk, truncation=True, max_length=max_length_tokens)["input_ids"]
-        sizes = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-        flats.append(np.fromiter(chain.from_iterable(rows), dtype=np.int32, count=int(sizes.sum())))
-        lengths.append(sizes)
+    with _rust_threads(fast is not None and len(texts) >= chunk_size):
+        for start in range(0, len(texts), chunk_size):
+            chunk = list(texts[start : start + chunk_size])
+            if fast is not None:
+                rows = [e.ids for e in encode_batch(chunk, add_special_tokens=True)]
+            else:
+                rows = tokenizer(chunk, truncation=True, max_length=max_length_tokens)["input_ids"]
+            sizes = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+            flats.append(np.fromiter(chain.from_iterable(rows), dtype=np.int32, count=int(sizes.sum())))
+            lengths.append(sizes)
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     if lengths:
         np.cumsum(np.concatenate(lengths), out=offsets[1:])
