@@ -26,6 +26,7 @@ def test_bench_scale_json_at_two_tiny_sizes(tmp_path, tiny_model_dir):
     assert [r["studies"] for r in reports] == [120, 240]
     for r in reports:
         assert r["read_seconds"] > 0 and r["tokenize_seconds"] > 0 and 0 < r["peak_rss_gb"] < 8
+        assert 0 <= r["reader_child_peak_rss_gb"] < 8  # no pool below 20k files: only earlier children
         assert 0 <= r["outside_training_share"] < 1 and r["steps"] == 2 and r["step_seconds"] > 0
         assert r["eval_reports"] <= 20 and r["cache_path"] == "memory" and r["cache_seconds_per_1k"] > 0
     assert reports[1]["train_reports"] > reports[0]["train_reports"]

@@ -74,10 +74,13 @@ def measure_size(folder: str, *, studies: int, max_steps: int, cache_sample: int
     tokens = tokenize_corpus(corpus, tokenizer, max_length_tokens=config.max_length)
     tokenize_seconds = time.perf_counter() - t1
     peak = _peak_rss_gb()
+    # the reader's process pool (above 20k report files): its largest child, and the bound on all of them
+    reader_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9
     del corpus  # a sweep's trials never see the texts
     out = {"studies": studies, "train_reports": len(tokens.train), "reports": tokens.n_reports,
            "read_seconds": round(read_seconds, 2), "tokenize_seconds": round(tokenize_seconds, 2),
-           "peak_rss_gb": round(peak, 3), "token_cache_mb": round(tokens.nbytes / 1e6, 1)}
+           "peak_rss_gb": round(peak, 3), "reader_child_peak_rss_gb": round(reader_peak, 3),
+           "token_cache_mb": round(tokens.nbytes / 1e6, 1)}
     out.update(_cache_figures(config, tokens, cache_sample))
     out.update(_trial_figures(config, _eval_capped(tokens, eval_reports)))
     return out
@@ -165,7 +168,8 @@ def bench_scale(*, sizes=DEFAULT_SIZES, max_steps: int = 5, cache_dir: Path, cac
 def table_line(report: dict) -> str:
     share = report["outside_training_share"]
     return (f"{report['studies']:>8} studies: read {report['read_seconds']:6.1f} s, tokenize "
-            f"{report['tokenize_seconds']:6.1f} s, peak {report['peak_rss_gb']:.2f} GB; cache "
+            f"{report['tokenize_seconds']:6.1f} s, peak {report['peak_rss_gb']:.2f} GB (reader processes "
+            f"{report['reader_child_peak_rss_gb']:.2f} GB each at most); cache "
             f"{report['cache_bytes_fp16'] / 2**30:.2f} GiB fp16 ({report['cache_path']}), "
             f"{report['cache_seconds_per_1k']} s per 1k reports; step {report['step_seconds']:.2f} s; "
             f"outside training {share:.1%}")
