@@ -135,6 +135,9 @@ def _trial_figures(config, tokens) -> dict:
 
 
 def _child(conn, folder: str, kwargs: dict) -> None:
+    from dpsweep.console import quiet_libraries
+
+    quiet_libraries()  # a spawned interpreter: the parent's warning filters are not inherited
     try:
         conn.send(measure_size(folder, **kwargs))
     except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
