@@ -160,3 +160,13 @@ def test_bench_gpu_refuses_in_one_line_without_a_gpu(tmp_path):
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
     assert "no CUDA GPU is visible" in proc.stderr and not (tmp_path / "d").exists()
+    assert "--device cpu" not in proc.stderr  # the hint for training does not apply to a GPU check
+
+
+def test_bench_gpu_refuses_a_cpu_device_before_anything_runs(tmp_path):
+    from dpsweep.bench.gpu import gpu_check
+    from dpsweep.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="it measures a CUDA GPU; pass --device cuda"):
+        gpu_check(data=tmp_path / "d", device="cpu")
+    assert not (tmp_path / "d").exists()

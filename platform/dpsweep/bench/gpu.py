@@ -26,14 +26,18 @@ def gpu_check(*, data: Path, n: int = 1500, device: str = "cuda", step_rounds: i
     """The four checks above; returns their figures (raises UserInputError without a GPU)."""
     from dpsweep.data import write_synthetic
     from dpsweep.devices import resolve_device
+    from dpsweep.errors import UserInputError
     from dpsweep.settings import TrialConfig
     from dpsweep.train import run_trial
 
-    device = resolve_device(device)
     if not device.startswith("cuda"):
-        from dpsweep.errors import UserInputError
-
-        raise UserInputError("bench gpu needs a CUDA GPU; pass --device cuda on a GPU machine")
+        raise UserInputError(f"bench gpu --device {device}: it measures a CUDA GPU; pass --device cuda "
+                             "(or cuda:N) on a GPU machine")
+    try:
+        device = resolve_device(device)
+    except UserInputError as exc:  # its hint (--device cpu) does not apply to a GPU check
+        raise UserInputError(f"bench gpu: {str(exc).split(';')[0]}; run it on a machine with an NVIDIA GPU "
+                             "and torch's CUDA build (README: Install)") from None
     if not (data / "files").exists():
         write_synthetic("mimic-cxr", data, n=n, seed=0)
     started = time.perf_counter()
