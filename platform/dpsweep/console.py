@@ -19,9 +19,6 @@ def quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Ray reads this when imported: keep every trial's lines (its plan, "reusing the sweep's
-    # tokenized corpus", ε so far) instead of folding lines that differ in numbers into "[repeated Nx]"
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # dp-accounting drops RDP orders whose series does not converge (sound, slightly looser)
     # and says so through absl on every call
     logging.getLogger("absl").setLevel(logging.ERROR)
