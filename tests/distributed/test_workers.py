@@ -121,3 +121,18 @@ def test_ranks_reuse_the_sweeps_frozen_states_and_the_callers_tokens(local_ray, 
     assert shared.ranks[0].weights_sha256 == shared.ranks[1].weights_sha256
     once = [m for m in messages if m.startswith("tokenized once: ")]
     assert len(once) == 1 and "trials read it, never the corpus" in once[0], messages
+
+
+def test_rank_zero_warm_starts_and_every_rank_trains_from_its_weights(two_worker_run, dp_config, tmp_path):
+    """The public warm start runs on rank 0 only; the others take its weights when the model is
+    wrapped (DPDDP broadcasts every parameter), so the ranks still end bit-identical, and not
+    where the same trial without a warm start ends."""
+    from dpsweep.data import write_synthetic
+
+    public = write_synthetic("mimic-cxr", tmp_path / "public", n=120, seed=1)
+    config = dp_config.override(public_format="mimic-cxr", public_path=str(public), public_warm_steps=3)
+    warm = run_on_workers(config, num_workers=2, cpus_per_worker=1, storage_path=str(tmp_path / "runs"),
+                          name="warm-start", log=quiet)
+    assert warm.trial.status == "completed"
+    assert warm.ranks[0].weights_sha256 == warm.ranks[1].weights_sha256
+    assert warm.ranks[0].weights_sha256 != two_worker_run.ranks[0].weights_sha256

@@ -123,7 +123,8 @@ def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, plan: StepPl
     warm = encode_public(public, tokenizer, config)
     t_cache = time.perf_counter()
     cache_prefix(model, train, config, log=log, states=prefix_states, public=warm)
-    warm_start(model, warm, config, device=world.device, log=log)
+    if master:  # the other ranks take rank 0's weights when the model is wrapped (DPDDP or a broadcast)
+        warm_start(model, warm, config, device=world.device, log=log)
     t0 = time.perf_counter()
     if ranks is None:
         trainer = make_trainer(model, train, config, plan, world=world)
