@@ -178,6 +178,8 @@ class TrialConfig:
     public_path: str | None = _s(None, "folder of the public corpus", section="public_data", yaml_key="path")
     public_warm_steps: int = _s(0, "non-private steps on the public corpus before training on the private "
                                 "data (warm start; costs no ε)", low=0, high=10**6, search="all")
+    public_warm_batch_size: int | None = _s(None, "public reports per warm-start step (default: batch_size; "
+                                            "1024 for method linear)", low=1, high=10**7, search="all")
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -186,3 +186,26 @@ def test_a_missing_public_corpus_is_named_before_any_training(base, tmp_path):
     corpus = load_corpus("mimic-cxr", base.data_path)
     with pytest.raises(DataError, match=r"public_data \(path .*nowhere\).*dpsweep data synth --format mimic-cxr"):
         load_public_corpus(missing, label_names=corpus.label_names)
+
+
+@pytest.mark.parametrize(("method", "warm_batch", "expected"), [("lora", None, 32), ("lora", 8, 8),
+                                                                   ("linear", None, 1024), ("head", 12, 12)])
+def test_warm_start_batch(base, monkeypatch, method, warm_batch, expected):
+    """public_warm_batch_size sets the warm start's batch; by default the trial's batch (1024 for linear)."""
+    import dpsweep.train.loop as loop
+    from dpsweep.train.methods import warm_start
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, model, public, config, plan, **_kw):
+            seen.update(batch=config.batch_size, steps=plan.steps, q=plan.sample_rate, private=config.private)
+
+        def run(self):
+            pass
+
+    monkeypatch.setattr(loop, "NonPrivateTrainer", Recorder)
+    public = type("Encoded", (), {"__len__": lambda self: 2000})()
+    config = base.override(method=method, public_warm_steps=7, public_warm_batch_size=warm_batch)
+    warm_start(None, public, config, device="cpu", log=_quiet)
+    assert seen == {"batch": expected, "steps": 7, "q": expected / 2000, "private": False}

@@ -113,9 +113,9 @@ def encode_public(public: Corpus | None, tokenizer, config: TrialConfig):
 def warm_start(model, public, config: TrialConfig, *, device: str | torch.device, log: Log) -> None:
     """Train `model` without DP on the encoded public corpus for `public_warm_steps` steps.
 
-    No ε: not one private report is involved. Batches of `batch_size` public reports (also
-    when the private training is full-batch; 1024 for the linear method, whose rows are
-    cheap), its own optimiser and schedule.
+    No ε: not one private report is involved. Batches of `public_warm_batch_size` public
+    reports (default `batch_size`, also when the private training is full-batch; 1024 for
+    the linear method, whose rows are cheap), its own optimiser and schedule.
     """
     if public is None:
         return
@@ -123,7 +123,8 @@ def warm_start(model, public, config: TrialConfig, *, device: str | torch.device
     from dpsweep.train.plan import StepPlan
 
     t0 = time.perf_counter()
-    batch = min(len(public), 1024 if config.method == "linear" else config.batch_size)
+    batch = min(len(public), config.public_warm_batch_size
+                or (1024 if config.method == "linear" else config.batch_size))
     warm = dataclasses.replace(config, epsilon=float("inf"), full_batch=False, batch_size=batch, ema=0.0)
     plan = StepPlan(sample_rate=batch / len(public), steps_per_epoch=-(-len(public) // batch),
                     steps=config.public_warm_steps, sigma=0.0, feasible=True)
