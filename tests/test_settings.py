@@ -47,7 +47,7 @@ def test_accountant_choices_are_opacus_accountants_dpsweep_knows() -> None:
 
 def test_searchable_sets() -> None:
     assert set(searchable(private=False)) == {"rank", "lr", "head_lr", "method", "pos_weight", "ema",
-                                              "public_warm_steps", "public_warm_batch_size"}
+                                              "public_warm_steps", "public_warm_batch_size", "public_warm_lr"}
     assert {"rank", "lr", "clip", "sigma", "batch_size", "max_epochs", "head_lr", "head_clip_share"} <= set(
         searchable())
 

@@ -180,6 +180,9 @@ class TrialConfig:
                                 "data (warm start; costs no ε)", low=0, high=10**6, search="all")
     public_warm_batch_size: int | None = _s(None, "public reports per warm-start step (default: batch_size; "
                                             "1024 for method linear)", low=1, high=10**7, search="all")
+    public_warm_lr: float | None = _s(None, "learning rate of the adapters in the warm start (default: lr); set, it "
+                                      "lets a sweep that searches lr compute the warm start once",
+                                      low=0, high=100, low_open=True, search="all")
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dpsweep.distributed.shared import SharedCorpus, SharedPrefix, share_for_ranks
+from dpsweep.distributed.shared import SharedCorpus, SharedPrefix, SharedWarm, share_for_ranks
 from dpsweep.distributed.state import (
     CONFIG_FILE,
     Outcome,
@@ -55,7 +55,7 @@ def run_trial_on_workers(
     config: TrialConfig, *, num_workers: int, use_gpu: bool = False, cpus_per_worker: float = 1,
     gpus_per_worker: float = 0, storage_path: str, name: str, max_failures: int = 1,
     checkpoint_every_steps: int | None = None, log: Log = log_stderr, output_dir: str | None = None,
-    shared: SharedCorpus | None = None, prefix: SharedPrefix | None = None,
+    shared: SharedCorpus | None = None, prefix: SharedPrefix | None = None, warm: SharedWarm | None = None,
 ) -> TrialResult:
     """The same trial as `run_trial`, trained with Opacus distributed DP on Ray Train workers.
 
@@ -68,11 +68,12 @@ def run_trial_on_workers(
     any worker reads or tokenises the corpus. Without it this process reads and tokenises the
     corpus once and shares it with its ranks the same way. `prefix`: a sweep's frozen-layer
     states (`SharedPrefix`); every rank takes those of the trial's depth instead of computing them.
+    `warm`: a sweep's public warm start (`SharedWarm`); rank 0 starts from it.
     """
     return run_on_workers(config, num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker,
                           gpus_per_worker=gpus_per_worker, storage_path=storage_path, name=name,
                           max_failures=max_failures, checkpoint_every_steps=checkpoint_every_steps, log=log,
-                          output_dir=output_dir, shared=shared, prefix=prefix).trial
+                          output_dir=output_dir, shared=shared, prefix=prefix, warm=warm).trial
 
 
 def run_on_workers(
@@ -80,7 +81,7 @@ def run_on_workers(
     gpus_per_worker: float = 0, storage_path: str, name: str, max_failures: int = 1,
     checkpoint_every_steps: int | None = None, log: Log = log_stderr,
     callbacks: Sequence[Any] = (), step_hook: StepHookOnRank | None = None, output_dir: str | None = None,
-    shared: SharedCorpus | None = None, prefix: SharedPrefix | None = None,
+    shared: SharedCorpus | None = None, prefix: SharedPrefix | None = None, warm: SharedWarm | None = None,
 ) -> WorkersRun:
     """`run_trial_on_workers`, also returning how each rank ended.
 
@@ -104,7 +105,7 @@ def run_on_workers(
     if shared is None:  # read here once, not once per rank
         shared = share_for_ranks(config, corpus, log=log)
     job = WorkerJob(config=config, plan=plan, step_hook=step_hook, use_gpu=use_gpu, output_dir=output_dir,
-                    shared=shared, prefix=prefix,
+                    shared=shared, prefix=prefix, warm=warm,
                     checkpoint_every_steps=checkpoint_every_steps or _default_checkpoint_every(plan),
                     threads_per_worker=max(1, math.floor(cpus_per_worker)))
     trainer = _torch_trainer(job, num_workers=num_workers, cpus_per_worker=cpus_per_worker,

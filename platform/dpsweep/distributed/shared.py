@@ -187,3 +187,39 @@ class SharedPrefix:
             log(f"{who} reuses the sweep's frozen-layer states (depth {share.depth}, {share.n_reports} reports, "
                 f"{where}) in {time.perf_counter() - t0:.2f} s")
         return states
+
+
+@dataclass(frozen=True)
+class SharedWarm:
+    """A sweep's public warm start, computed once for trials of one `warm_start_key` (a handle).
+
+    `ref` holds the trainable weights after the warm start (adapters and head: kilobytes);
+    a trial whose settings give another key (it searches something the warm start reads)
+    runs its own. Public data only: no ε, no private report.
+    """
+
+    key: str
+    ref: Any  # ray.ObjectRef of dict[str, torch.Tensor]
+    steps: int
+    seconds: float
+
+    @classmethod
+    def put(cls, config, weights: dict, *, seconds: float) -> SharedWarm:
+        import ray
+
+        from dpsweep.train.methods import warm_start_key
+
+        return cls(key=warm_start_key(config), ref=ray.put(weights), steps=config.public_warm_steps,
+                   seconds=seconds)
+
+    def weights_for(self, config, *, log=None, who: str = "this trial"):
+        """The shared weights when `config` takes this very warm start, else None (it runs its own)."""
+        import ray
+
+        from dpsweep.train.methods import warm_start_key
+
+        if warm_start_key(config) != self.key:
+            if log is not None:
+                log(f"{who} runs its own warm start: its settings differ from the sweep's shared one")
+            return None
+        return ray.get(self.ref)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from dpsweep.distributed.sampling import lockstep_loader
-from dpsweep.distributed.shared import SharedCorpus, SharedPrefix
+from dpsweep.distributed.shared import SharedCorpus, SharedPrefix, SharedWarm
 from dpsweep.distributed.state import (
     Outcome,
     RankSummary,
@@ -60,6 +60,7 @@ class WorkerJob:
     output_dir: str | None = None  # rank 0 saves the trained model there
     shared: SharedCorpus | None = None  # the tokenised corpus: no rank reads the files
     prefix: SharedPrefix | None = None  # a sweep's frozen-layer states: no rank computes them
+    warm: SharedWarm | None = None  # a sweep's public warm start: rank 0 starts from it
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:
@@ -77,8 +78,10 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     corpus = job.shared.get(job.config) if job.shared is not None else None
     rank.prefix_states = (job.prefix.states_for(job.config, log=log_stderr, who=f"rank {rank.world.rank}")
                           if job.prefix is not None else None)
+    warm = (job.warm.weights_for(job.config, log=log_stderr, who="rank 0")
+            if job.warm is not None and rank.world.rank == 0 else None)
     result = run_trial(job.config, corpus=corpus, plan=job.plan, ranks=rank, output_dir=job.output_dir,
-                       replace_output=True, prefix_states=rank.prefix_states)
+                       replace_output=True, prefix_states=rank.prefix_states, warm_weights=warm)
     if result is not None:
         _report_outcome(Outcome(trial=result, ranks=rank.summaries, first_started_at=rank.clock.first_started_at),
                         rank.world)

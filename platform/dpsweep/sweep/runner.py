@@ -183,6 +183,9 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
                                      targets=[eps for eps in spec.epsilons if todo[eps] > 0],
                                      runs_dir_shared=declared_shared(runs_dir_shared))
                       if progress.total else None)
+        warm_ref = (_shared_warm(spec, plan, shared.get(), log, prefix_ref=prefix_ref,
+                                 targets=[eps for eps in spec.epsilons if todo[eps] > 0])
+                    if progress.total else None)
         for eps in spec.epsilons:
             _raise_if_interrupted(progress)
             if todo[eps] <= 0:
@@ -190,7 +193,8 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan, *, sweep_id: str, store, address
                 continue
             _run_target(spec, plan, eps=eps, trials=todo[eps], sweep_id=sweep_id, store=store,
                         previous=[r for r in existing if r["epsilon_target"] == eps], runs_dir=runs,
-                        progress=progress, log=log, prefix_ref=prefix_ref, wanted=wanted[eps], shared=shared)
+                        progress=progress, log=log, prefix_ref=prefix_ref, wanted=wanted[eps], shared=shared,
+                        warm_ref=warm_ref)
         _raise_if_interrupted(progress)
         if spec.tuning is not None:
             _release_best(spec, store, plan.dataset, sweep_id, log)
@@ -328,6 +332,50 @@ def _shared_prefix(spec: SweepSpec, plan: SweepPlan, corpus, log, *, runs_dir: s
     if spec.resources.workers_per_trial > 1:
         log(_ranks_note(shares, runs_dir_shared=runs_dir_shared))
     return SharedPrefix(model=spec.base.model, num_layers=num_layers, shares=tuple(shares))
+
+
+def shared_warm_config(spec: SweepSpec, plan: SweepPlan, *, targets: list[float]):
+    """(the config whose warm start every trial still to run takes, "") or (None, why not)."""
+    from dpsweep.sweep.trainable import config_for
+    from dpsweep.train.methods import warm_start_key, warm_start_reads
+
+    configs = []
+    for eps in targets:
+        config = config_for({}, _target_base(spec, plan, eps, 0)[0])
+        if not config.public_warm_steps or config.public_path is None:
+            return None, "no warm start"
+        params = next(t for t in plan.targets if t.epsilon == eps).params
+        read = [p.key for p in params if warm_start_reads(p.key, config)]
+        if read:
+            hint = (" (set training.public_warm_lr to warm up at a fixed lr)" if read == ["lr"] else "")
+            return None, f"ε={epsilon_tag(eps)} searches {', '.join(read)}, which the warm start reads{hint}"
+        configs.append(config)
+    if not configs:
+        return None, "no trial to run"
+    if len({warm_start_key(c) for c in configs}) > 1:
+        return None, "the targets' fixed settings give different warm starts"
+    return configs[0], ""
+
+
+def _shared_warm(spec: SweepSpec, plan: SweepPlan, corpus, log, *, prefix_ref, targets: list[float]):
+    """Run the public warm start once when every trial would run the same one; a `SharedWarm` or None."""
+    config, why_not = shared_warm_config(spec, plan, targets=targets)
+    if config is None:
+        if why_not != "no warm start":
+            log(f"warm start: each trial runs its own ({why_not})")
+        return None
+    from dpsweep.distributed.shared import SharedWarm
+    from dpsweep.train.loop import compute_warm_weights
+
+    t0 = time.perf_counter()
+    states = prefix_ref.states_for(config) if prefix_ref is not None else None
+    weights = compute_warm_weights(config, corpus, prefix_states=states, log=lambda _m: None)
+    if weights is None:
+        return None
+    shared = SharedWarm.put(config, weights, seconds=time.perf_counter() - t0)
+    log(f"warm start: {config.public_warm_steps} non-private steps on the public corpus ({config.public_format} "
+        f"{config.public_path}) computed once for every trial in {shared.seconds:.1f} s; no ε spent")
+    return shared
 
 
 def _ranks_note(shares: list, *, runs_dir_shared: bool) -> str:
@@ -532,7 +580,7 @@ def _target_base(spec: SweepSpec, plan: SweepPlan, eps: float, wanted: int) -> t
 
 def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sweep_id: str, store,
                 previous: list[dict], runs_dir: str, progress, log, prefix_ref=None, wanted: int = 0,
-                shared=None) -> None:
+                shared=None, warm_ref=None) -> None:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
@@ -550,7 +598,8 @@ def _run_target(spec: SweepSpec, plan: SweepPlan, *, eps: float, trials: int, sw
     prefix = trial_prefix(eps, len(previous))
     trainable = tune.with_parameters(sweep_trial, base=base, sweep_id=sweep_id, trial_prefix=prefix,
                                      dataset_name=plan.dataset, resources=resources, runs_dir=runs_dir,
-                                     prefix_ref=prefix_ref, row_extra=row_extra, shared=shared)
+                                     prefix_ref=prefix_ref, row_extra=row_extra, shared=shared,
+                                     warm_ref=warm_ref)
     if r.workers_per_trial == 1:
         trainable = tune.with_resources(trainable, {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker})
     else:  # the trial only drives a TorchTrainer; its workers hold the CPUs/GPUs

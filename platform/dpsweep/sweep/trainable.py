@@ -31,13 +31,15 @@ def config_for(params: dict[str, Any], base: dict[str, Any]) -> TrialConfig:
 def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, trial_prefix: str,
                 dataset_name: str | None, resources: dict[str, Any], runs_dir: str,
                 prefix_ref=None, row_extra: dict[str, Any] | None = None,
-                shared=None) -> None:
+                shared=None, warm_ref=None) -> None:
     """Tune function trainable (Ray 2.60 function API): train, evaluate, report once.
 
     `shared`: the sweep's tokenised corpus (`dpsweep.distributed.shared.SharedCorpus`); the
     trial reads it from Ray's object store instead of reading and tokenising the corpus.
     `prefix_ref`: the sweep's frozen-layer states (`SharedPrefix`, one store set per depth);
     the trial, or every rank of a multi-worker trial, takes those of its own depth.
+    `warm_ref`: the sweep's public warm start (`SharedWarm`), computed once when no searched
+    setting changes it; the trial (rank 0 of a multi-worker one) starts from it.
     """
     from ray import tune
 
@@ -60,7 +62,7 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
             config, num_workers=workers, use_gpu=resources["gpus_per_worker"] > 0,
             cpus_per_worker=resources["cpus_per_worker"], gpus_per_worker=resources["gpus_per_worker"],
             storage_path=f"{runs_dir}/train", name=trial_id, output_dir=model_dir, shared=shared,
-            prefix=prefix_ref)
+            prefix=prefix_ref, warm=warm_ref)
     else:
         import torch
 
@@ -74,8 +76,9 @@ def sweep_trial(params: dict[str, Any], *, base: dict[str, Any], sweep_id: str, 
         if device != "cpu" and torch.cuda.is_initialized():  # before init it raises, and the peak is 0 anyway
             torch.cuda.reset_peak_memory_stats(device)  # a reused actor: this trial's peak only
         states = prefix_ref.states_for(config, log=log_stderr) if prefix_ref is not None else None
+        warm = warm_ref.weights_for(config, log=log_stderr) if warm_ref is not None else None
         result = run_trial(config, corpus=corpus, prefix_states=states, device=device, output_dir=model_dir,
-                           replace_output=True)  # a trial id is new; a retried trial rewrites its own
+                           replace_output=True, warm_weights=warm)  # a trial id is new; a retried trial rewrites its own
         if device != "cpu":
             peak_gpu_mb = torch.cuda.max_memory_allocated(device) / 2**20
     if dataset_name:

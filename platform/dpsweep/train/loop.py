@@ -43,7 +43,9 @@ from dpsweep.train.methods import (
     caches_frozen_layers,
     encode_public,
     load_public_corpus,
+    load_warm_state,
     warm_start,
+    warm_state,
 )
 from dpsweep.train.metrics import evaluate, tune_thresholds
 from dpsweep.train.plan import StepPlan, logical_batch_size, plan_steps, sample_rate_for
@@ -92,7 +94,7 @@ def load_trial_corpus(config: TrialConfig) -> Corpus:
 def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, plan: StepPlan | None = None,
               log: Log = log_stderr, prefix_states: dict | None = None, device: str = "cpu",
               ranks: Ranks | None = None, output_dir: str | None = None,
-              replace_output: bool = False) -> TrialResult | None:
+              replace_output: bool = False, warm_weights: dict | None = None) -> TrialResult | None:
     """Run one trial end to end and return its result (raises UserInputError on bad input).
 
     One pipeline for every path (nanoGPT's `ddp` / `master_process`): without `ranks` it
@@ -103,6 +105,9 @@ def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, plan: StepPl
     (see `compute_prefix_states`); reports they lack are computed here. `output_dir`: save
     the trained model there (a folder or an s3:// / gs:// URI; see dpsweep.export) and
     record it as `result.model_uri` (`replace_output`: replace a model saved there before).
+    `warm_weights`: the public warm start a sweep computed once for trials of this config's
+    `warm_start_key` (see `compute_warm_weights`); the trial starts from it instead of
+    running its own.
     """
     started = time.perf_counter()
     world = ranks.world if ranks is not None else World(device=device)
@@ -117,14 +122,21 @@ def run_trial(config: TrialConfig, *, corpus: Corpus | None = None, plan: StepPl
         return infeasible_result(config, corpus, plan, wall_seconds=time.perf_counter() - started)
     if ranks is None:
         log(plan_summary(config, corpus, plan))
-    public = load_public_corpus(config, label_names=corpus.label_names)
+    shared_warm = warm_weights is not None and bool(config.public_warm_steps)
+    # With the sweep's warm start only the linear method still reads the public corpus (its vocabulary)
+    public = (None if shared_warm and config.method != "linear"
+              else load_public_corpus(config, label_names=corpus.label_names))
     model, tokenizer = build_trial_model(config, num_labels=len(corpus.label_names), public=public,
                                          device=world.device)
     train = encode(corpus.train, tokenizer, max_length_tokens=config.max_length)
-    warm = encode_public(public, tokenizer, config)
+    warm = None if shared_warm else encode_public(public, tokenizer, config)
     t_cache = time.perf_counter()
     cache_prefix(model, train, config, log=log, states=prefix_states, public=warm)
-    if master:  # the other ranks take rank 0's weights when the model is wrapped (DPDDP or a broadcast)
+    if master and shared_warm:
+        load_warm_state(model, warm_weights)
+        log(f"warm start: the sweep's ({config.public_warm_steps} non-private steps on the public corpus, "
+            "computed once for every trial); no ε spent")
+    elif master:  # the other ranks take rank 0's weights when the model is wrapped (DPDDP or a broadcast)
         warm_start(model, warm, config, device=world.device, log=log)
     t0 = time.perf_counter()
     if ranks is None:
@@ -342,6 +354,25 @@ def compute_prefix_states(config: TrialConfig, corpus: Corpus, *, folder: str | 
     where = (f"memory-mapped at {', '.join(paths)} ({budget})" if paths
              else f"in memory, shared through Ray's object store ({budget})")
     return stores, where
+
+
+def compute_warm_weights(config: TrialConfig, corpus: Corpus, *, prefix_states=None,
+                         log: Log = log_stderr) -> dict[str, torch.Tensor] | None:
+    """The trainable weights after `config`'s public warm start, for a sweep to compute once.
+
+    Exactly what a trial of the same `warm_start_key` does before its private training
+    (same seed, model, public corpus and steps); None when the config takes no warm start.
+    Public data only: the weights cost no ε and hold no private report.
+    """
+    public = load_public_corpus(config, label_names=corpus.label_names)
+    if public is None or not config.public_warm_steps:
+        return None
+    model, tokenizer = build_trial_model(config, num_labels=len(corpus.label_names), public=public, device="cpu")
+    train = encode(corpus.train, tokenizer, max_length_tokens=config.max_length)
+    warm = encode_public(public, tokenizer, config)
+    cache_prefix(model, train, config, log=_quiet, states=prefix_states, public=warm)
+    warm_start(model, warm, config, device="cpu", log=log)
+    return warm_state(model)
 
 
 def _fmt_eps(eps: float) -> str:

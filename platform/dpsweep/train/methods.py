@@ -115,7 +115,9 @@ def warm_start(model, public, config: TrialConfig, *, device: str | torch.device
 
     No ε: not one private report is involved. Batches of `public_warm_batch_size` public
     reports (default `batch_size`, also when the private training is full-batch; 1024 for
-    the linear method, whose rows are cheap), its own optimiser and schedule.
+    the linear method, whose rows are cheap), its own optimiser and schedule, the adapters at
+    `public_warm_lr` (default `lr`). A sweep whose trials share every setting the warm start
+    reads (`warm_start_key`) runs it once and hands each trial the result (`warm_state`).
     """
     if public is None:
         return
@@ -123,9 +125,9 @@ def warm_start(model, public, config: TrialConfig, *, device: str | torch.device
     from dpsweep.train.plan import StepPlan
 
     t0 = time.perf_counter()
-    batch = min(len(public), config.public_warm_batch_size
-                or (1024 if config.method == "linear" else config.batch_size))
-    warm = dataclasses.replace(config, epsilon=float("inf"), full_batch=False, batch_size=batch, ema=0.0)
+    batch = min(len(public), warm_batch_size(config))
+    warm = dataclasses.replace(config, epsilon=float("inf"), full_batch=False, batch_size=batch, ema=0.0,
+                               lr=config.public_warm_lr or config.lr)
     plan = StepPlan(sample_rate=batch / len(public), steps_per_epoch=-(-len(public) // batch),
                     steps=config.public_warm_steps, sigma=0.0, feasible=True)
     NonPrivateTrainer(model, public, warm, plan, world=World(device=str(device))).run()
@@ -141,3 +143,55 @@ def _concat_splits(split_type, public: Corpus):
                       labels=np.concatenate([p.labels for p in parts]),
                       mask=np.concatenate([p.mask for p in parts]),
                       groups=[g for p in parts for g in p.groups])
+
+
+# Settings the warm start never reads: the DP phase's, evaluation's and the private split's.
+# A sweep that searches only these (and lr once public_warm_lr is set, batch_size once
+# public_warm_batch_size is) computes the warm start once for all its trials.
+_NOT_READ_BY_WARM_START = frozenset({
+    "epsilon", "delta", "accountant", "privacy_unit", "max_reports_per_patient", "noise", "clip", "clipping",
+    "head_clip_share", "sigma", "grad_sample_mode", "max_epochs", "max_steps", "full_batch", "ema",
+    "eval_batch_size", "val_fraction", "prefix_cache",
+})
+
+
+def warm_batch_size(config: TrialConfig) -> int:
+    """Public reports per warm-start step, before capping at the corpus' size."""
+    return config.public_warm_batch_size or (1024 if config.method == "linear" else config.batch_size)
+
+
+def warm_start_reads(key: str, config: TrialConfig) -> bool:
+    """Whether the warm start of `config` depends on setting `key` (False: a sweep may search it)."""
+    if key in _NOT_READ_BY_WARM_START:
+        return False
+    if key == "lr":
+        return config.public_warm_lr is None
+    if key == "batch_size":
+        return config.public_warm_batch_size is None and config.method != "linear"
+    return True
+
+
+def warm_start_key(config: TrialConfig) -> str:
+    """Every setting the warm start reads, as one string: equal keys give the same warm start."""
+    import json
+
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+              if warm_start_reads(f.name, config) and f.name not in ("lr", "batch_size")}
+    values.update(lr=config.public_warm_lr or config.lr, batch_size=warm_batch_size(config))
+    return json.dumps(values, sort_keys=True, default=str)
+
+
+def warm_state(model) -> dict[str, torch.Tensor]:
+    """The trainable weights of a warm-started model (public data only: sharing them costs no ε)."""
+    return {name: p.detach().to("cpu").clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def load_warm_state(model, state: dict[str, torch.Tensor]) -> None:
+    """Start `model` from a warm start computed elsewhere (`warm_state` of a model of the same key)."""
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    if set(trainable) != set(state):
+        missing = sorted(set(trainable) ^ set(state))[:3]
+        raise ValueError(f"the shared warm start does not fit this model (parameters {missing} differ)")
+    with torch.no_grad():
+        for name, p in trainable.items():
+            p.copy_(state[name].to(p.device, p.dtype))
