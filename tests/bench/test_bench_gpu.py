@@ -53,6 +53,7 @@ def test_level_figures_rate_over_the_trial_phase():
 
 
 @pytest.mark.cli_subprocess  # one child process per measurement
+@pytest.mark.slow(reason="BERT-base-sized steps on CPU, about 40 s; the shape test below runs in CI")
 def test_bert_base_from_config_steps_on_cpu_with_and_without_dp():
     from dpsweep.bench.step import bench_step
 

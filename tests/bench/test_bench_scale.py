@@ -14,6 +14,7 @@ pytestmark = pytest.mark.cli_subprocess  # the command, and one child process pe
 TIMEOUT_S = 600  # two tiny sizes, each a fresh interpreter that imports torch, on a busy 2-core box
 
 
+@pytest.mark.slow(reason="a benchmark command in child processes, about 30 s; `make test-slow`")
 def test_bench_scale_json_at_two_tiny_sizes(tmp_path, tiny_model_dir):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.run(

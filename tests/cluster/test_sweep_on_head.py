@@ -83,6 +83,7 @@ def test_sweep_joins_head_with_address_auto(head, tmp_path):
     _check(_rows(store, "joined"))
 
 
+@pytest.mark.slow(reason="a Ray job submission, about 80 s; test_sweep_joins_head_with_address_auto covers the head in CI")
 def test_sweep_submitted_as_ray_job_succeeds(head, tmp_path):
     env, space, store, dashboard = head
     ray = env["DPSWEEP_RAY_BIN"]

@@ -47,6 +47,7 @@ def test_workers_on_two_nodes_train_one_trial(two_node_cluster, dp_config, tmp_p
     assert run.trial.status == "completed" and run.trial.ledger.steps == run.ranks[0].steps > 0
 
 
+@pytest.mark.slow(reason="a second two-node Ray cluster, about 65 s; test_workers_on_two_nodes_train_one_trial covers two nodes in CI")
 def test_two_nodes_share_the_tokens_and_read_the_ledger_back_from_a_declared_shared_runs_dir(
         two_node_cluster, dp_config, tmp_path, tiny_model_dir):
     """The sweep's checks and sharing on two nodes: a local runs dir is refused until declared

@@ -51,6 +51,7 @@ def test_two_workers_agree_and_spend_the_one_process_epsilon(two_worker_run, dp_
     assert trial.to_dict()["worker_start_seconds"] == trial.worker_start_seconds
 
 
+@pytest.mark.slow(reason="a killed Ray Train worker and a resume, about 70 s; `make test-slow`")
 def test_killed_worker_resumes_from_its_checkpoint(two_worker_run, dp_config, tmp_path):
     marker = tmp_path / "rank-1-exited"
     run = run_on_workers(dp_config, num_workers=2, cpus_per_worker=1, storage_path=str(tmp_path / "runs"),
@@ -76,6 +77,7 @@ def test_killed_worker_resumes_from_its_checkpoint(two_worker_run, dp_config, tm
     assert rows[0]["steps"] == plan.steps and rows[0]["epsilon"] == run.trial.ledger.epsilon
 
 
+@pytest.mark.slow(reason="Ray Train inside a Tune trial, about 70 s; `make test-slow`")
 def test_non_private_trial_inside_a_tune_function_trial(local_ray, dp_config, tmp_path):
     from ray import tune
 
@@ -100,6 +102,7 @@ def test_non_private_trial_inside_a_tune_function_trial(local_ray, dp_config, tm
     assert 0.0 <= metrics["weighted_f1"] <= 1.0
 
 
+@pytest.mark.slow(reason="two ranks and a sweep's shared states, about 105 s; `make test-slow`")
 def test_ranks_reuse_the_sweeps_frozen_states_and_the_callers_tokens(local_ray, dp_config, tmp_path):
     """Every rank takes the sweep's frozen-layer states of its depth from the object store (Ray
     copies them to a node once; the ranks there share them) instead of computing its own; and

@@ -161,6 +161,29 @@ def test_sigint_stops_the_sweep_says_how_to_resume_and_resume_finishes_it(space,
     _check_complete(_rows(store, "int"), before)
 
 
+def test_after_the_interrupt_worker_stderr_no_longer_reaches_the_console():
+    """Ray's SIGTERM handler in a stopped trial actor prints a traceback to its stderr, which
+    Ray forwards to the driver; from the interrupt on, only worker stdout is forwarded."""
+    from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+
+    from dpsweep.sweep.runner import _quiet_worker_stderr
+
+    seen = []
+    dispatcher.add_handler("ray_print_logs", seen.append)
+    try:
+        err, out = {"is_err": True, "lines": ["Traceback"]}, {"is_err": False, "lines": ["progress"]}
+        dispatcher.emit(err)
+        _quiet_worker_stderr()
+        _quiet_worker_stderr()  # a second interrupt wraps nothing twice
+        dispatcher.emit(err)
+        dispatcher.emit(out)
+        assert seen == [err, out]
+        assert sum(name == "ray_print_logs" for name, _ in dispatcher.handlers) == 1
+    finally:
+        dispatcher.remove_handler("ray_print_logs")  # what ray.shutdown does: the name still matches
+    assert all(name != "ray_print_logs" for name, _ in dispatcher.handlers)
+
+
 # The sweep driver, SIGKILLed by itself at the moment its first row's file is written and
 # fsynced but not yet published: the worst time for the driver to die.
 KILLED_AT_PUBLISH = TREE + r"""

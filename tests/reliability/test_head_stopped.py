@@ -87,6 +87,7 @@ def _stop_head_after_first_row(proc: subprocess.Popen, env: dict, store: Path) -
 @pytest.mark.ray
 @pytest.mark.ray_local
 @pytest.mark.cli_subprocess
+@pytest.mark.slow(reason="a `ray start --head` stopped mid-sweep and a resume, about 2 min; `make test-slow`")
 def test_stopped_head_gives_one_line_and_its_resume_command_finishes_the_sweep(
         head_env, tmp_path, synth_mimic, tiny_model_dir):
     env, temp_dir = head_env

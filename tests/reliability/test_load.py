@@ -13,6 +13,7 @@ from dpsweep.bench.store_load import run_store_load
 
 
 @pytest.mark.cli_subprocess
+@pytest.mark.slow(reason="a load test (16 writer processes, about 25 s); `make test-slow`")
 def test_16_writers_x_100_rows_while_pareto_queries(tmp_path):
     report = run_store_load(tmp_path / "store", writers=16, rows=100, timeout_s=600)
     print(report.line())  # rows/s, shown with pytest -s

@@ -13,6 +13,7 @@ from dpsweep.sweep.spec import load_spec
 
 
 @pytest.mark.ray
+@pytest.mark.slow(reason="a sweep with its data folder removed, about 35 s; tests/distributed/test_shared.py covers the tokens in CI")
 def test_trials_train_from_the_shared_tokens_with_the_data_folder_gone(write_space, tmp_path, synth_mimic, capfd):
     data = tmp_path / "data"
     shutil.copytree(synth_mimic, data)

@@ -95,6 +95,8 @@ def test_existing_sweep_name_needs_resume(write_space, tmp_path, capsys):
 
 
 @pytest.mark.ray
+# CI runs the same resume in tests/reliability/test_faults.py (test_sigkilled_driver_...)
+@pytest.mark.slow(reason="a SIGKILLed driver and a resume, about 100 s; `make test-slow`")
 def test_resume_after_driver_killed(write_space, tmp_path):
     """Kill the driver (SIGKILL) once trials have landed; --resume completes the sweep exactly."""
     space = write_space()

@@ -427,6 +427,7 @@ def _stop_on_sigint(progress, log) -> Iterator[None]:
         if progress.interrupted:
             raise KeyboardInterrupt
         progress.interrupted = True
+        _quiet_worker_stderr()
         log("interrupted: stopping the trials in flight (press Ctrl-C again to stop at once)")
 
     previous_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
@@ -440,6 +441,44 @@ def _stop_on_sigint(progress, log) -> Iterator[None]:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         else:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env
+
+
+def _quiet_worker_stderr() -> None:
+    """From the interrupt on, Ray workers' stderr is no longer copied to this console.
+
+    Stopping the trials SIGTERMs their actors, and Ray's own SIGTERM handler in an actor
+    that is starting or idle prints "Exception ignored ... SystemExit" with a traceback,
+    which Ray forwards here; it would bury the one line that says how to resume. A trial's
+    own error is not lost: it is in the trial's row. Worker stdout (progress) still shows.
+    Uses Ray's log dispatcher (ray._private); where that is missing, nothing changes.
+    """
+    try:
+        from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+    except ImportError:
+        return
+    lock = getattr(dispatcher, "_lock", None)
+    if lock is None or not isinstance(getattr(dispatcher, "handlers", None), list):
+        return
+
+    def stdout_only(handle):
+        def handler(data):
+            if not data.get("is_err"):
+                handle(data)
+
+        handler.dpsweep_stdout_only = True
+        return handler
+
+    # A timeout, not `with lock`: this runs in a signal handler, and the main thread may
+    # hold the lock itself (ray.shutdown removing the handler).
+    if not lock.acquire(timeout=1.0):
+        return
+    try:
+        dispatcher.handlers = [
+            (name, handle if name != "ray_print_logs" or getattr(handle, "dpsweep_stdout_only", False)
+             else stdout_only(handle))
+            for name, handle in dispatcher.handlers]
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager

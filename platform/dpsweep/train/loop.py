@@ -272,17 +272,20 @@ class EvalProgress:
                  f"ETA {elapsed * (total - done) / done:.0f} s")
 
 
-def cache_prefix(model, train: EncodedSplit, config: TrialConfig, *, log: Log, states=None,
+def cache_prefix(model, train: EncodedSplit | None, config: TrialConfig, *, log: Log, states=None,
                  public: EncodedSplit | None = None) -> None:
     """Compute the frozen lower layers once for the training (and warm-start) reports (dpsweep.model.prefix).
 
     `states`: a sweep's shared `PrefixStates` stores (in memory, or memory-mapped in its run folder).
+    `train` None: the warm-start reports only (a sweep's shared warm start reads no private report).
     """
-    if not caches_frozen_layers(config):
+    if not caches_frozen_layers(config) or (train is None and public is None):
         return
     t0 = time.perf_counter()
     public_ids = public.input_ids if public is not None else None
-    why_not = model.enable_prefix_cache(train.input_ids, pad_id=train.pad_id, states=states, public=public_ids)
+    pad_id = train.pad_id if train is not None else public.pad_id
+    why_not = model.enable_prefix_cache(train.input_ids if train is not None else [], pad_id=pad_id,
+                                        states=states, public=public_ids)
     if why_not:
         log(f"frozen-layer cache off: {why_not}")
         return
@@ -292,7 +295,7 @@ def cache_prefix(model, train: EncodedSplit, config: TrialConfig, *, log: Log, s
     where = (("shared by the sweep, " + ("memory-mapped at " + ", ".join(s.path for s in reused if s.path)
                                           if any(s.path for s in reused) else "in memory"))
              if reused else "computed by this trial, in memory")
-    n = len(train) + (len(public_ids) if public_ids is not None else 0)
+    n = (len(train) if train is not None else 0) + (len(public_ids) if public_ids is not None else 0)
     log(f"cached the {cache.first_adapted} frozen lower layers for {n} reports in "
         f"{time.perf_counter() - t0:.1f} s ({where}{'; some computed here' if reused and computed else ''}, fp16)")
 
@@ -368,9 +371,8 @@ def compute_warm_weights(config: TrialConfig, corpus: Corpus, *, prefix_states=N
     if public is None or not config.public_warm_steps:
         return None
     model, tokenizer = build_trial_model(config, num_labels=len(corpus.label_names), public=public, device="cpu")
-    train = encode(corpus.train, tokenizer, max_length_tokens=config.max_length)
     warm = encode_public(public, tokenizer, config)
-    cache_prefix(model, train, config, log=_quiet, states=prefix_states, public=warm)
+    cache_prefix(model, None, config, log=_quiet, states=prefix_states, public=warm)  # no private report
     warm_start(model, warm, config, device="cpu", log=log)
     return warm_state(model)
 
