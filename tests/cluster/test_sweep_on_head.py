@@ -73,6 +73,7 @@ def _check(rows: list[dict]) -> None:
 
 
 # Timeouts: these sweeps take 2-4 min on a busy 2-core box; 900 s leaves room without hiding a hang.
+@pytest.mark.slow(reason="a sweep joining a `ray start --head`, about 80 s; test_local_sh.py's round trip runs in CI")
 def test_sweep_joins_head_with_address_auto(head, tmp_path):
     env, space, store, _ = head
     proc = subprocess.run([sys.executable, "-m", "dpsweep.cli", "sweep", str(space), "--address", "auto",

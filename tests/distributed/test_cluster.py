@@ -35,6 +35,7 @@ def two_node_cluster():
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+@pytest.mark.slow(reason="a two-node Ray cluster, about 60 s; test_workers.py's two-worker trial runs in CI")
 def test_workers_on_two_nodes_train_one_trial(two_node_cluster, dp_config, tmp_path):
     import ray
 

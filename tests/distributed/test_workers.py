@@ -126,6 +126,7 @@ def test_ranks_reuse_the_sweeps_frozen_states_and_the_callers_tokens(local_ray, 
     assert len(once) == 1 and "trials read it, never the corpus" in once[0], messages
 
 
+@pytest.mark.slow(reason="two ranks and the shared warm start, about 55 s; tests/sweep/test_shared_warm.py runs in CI")
 def test_rank_zero_warm_starts_and_every_rank_trains_from_its_weights(two_worker_run, dp_config, tmp_path):
     """The public warm start runs on rank 0 only; the others take its weights when the model is
     wrapped (DPDDP broadcasts every parameter), so the ranks still end bit-identical, and not

@@ -204,6 +204,7 @@ sys.exit(main(sys.argv[1:]))
 
 @pytest.mark.ray
 @pytest.mark.cli_subprocess
+@pytest.mark.slow(reason="a SIGKILLed driver and a resume, about 110 s; the SIGINT test above runs in CI")
 def test_sigkilled_driver_leaves_nothing_running_and_resume_publishes_its_finished_trial(
         space, tmp_path, ray_parent):
     store, runs = tmp_path / "store", str(tmp_path / "runs")
