@@ -28,7 +28,7 @@ demo: $(VENV)/.installed
 # Test tiers (markers in pyproject.toml; README "Running the tests"):
 #   test       what CI runs: every test but `slow` (Ray sweeps, Ray workers and CLI runs included)
 #   test-fast  no Ray runtime, no CLI child processes, nothing slow: about 3 min on 2 CPUs
-#   test-slow  only the `slow` tests (about 15 min); none being marked would be reported, not a failure (pytest exit 5)
+#   test-slow  only the `slow` tests (about 20 min); none being marked would be reported, not a failure (pytest exit 5)
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"
 

@@ -166,13 +166,16 @@ def test_after_the_interrupt_worker_stderr_no_longer_reaches_the_console():
     Ray forwards to the driver; from the interrupt on, only worker stdout is forwarded."""
     from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
 
-    from dpsweep.sweep.runner import _quiet_worker_stderr
+    from dpsweep.sweep.runner import _drop_ray_sigterm_tracebacks, _quiet_worker_stderr
 
     seen = []
     dispatcher.add_handler("ray_print_logs", seen.append)
     try:
         err, out = {"is_err": True, "lines": ["Traceback"]}, {"is_err": False, "lines": ["progress"]}
         dispatcher.emit(err)
+        _drop_ray_sigterm_tracebacks()  # what the sweep installs after ray.init
+        noise = {"is_err": True, "pid": 7, "lines": RAY_SIGTERM_BLOCK}
+        dispatcher.emit(noise)  # dropped whole: nothing reaches the console
         _quiet_worker_stderr()
         _quiet_worker_stderr()  # a second interrupt wraps nothing twice
         dispatcher.emit(err)
@@ -182,6 +185,31 @@ def test_after_the_interrupt_worker_stderr_no_longer_reaches_the_console():
     finally:
         dispatcher.remove_handler("ray_print_logs")  # what ray.shutdown does: the name still matches
     assert all(name != "ray_print_logs" for name, _ in dispatcher.handlers)
+
+
+RAY_SIGTERM_BLOCK = [  # what a trial actor printed in CI when Tune stopped it
+    "Exception ignored in: <function WeakSet.__init__.<locals>._remove at 0x7fba10ec7ec0>",
+    "Traceback (most recent call last):",
+    '  File "/usr/lib/python3.11/_weakrefset.py", line 39, in _remove',
+    "    def _remove(item, selfref=ref(self)):",
+    "",
+    '  File ".venv/lib/python3.11/site-packages/ray/_private/worker.py", line 1063, in sigterm_handler',
+    "    raise_sys_exit_with_custom_error_message(",
+    "SystemExit: 1",
+]
+
+
+def test_rays_sigterm_traceback_is_dropped_and_every_other_line_kept():
+    from dpsweep.sweep.runner import SigtermNoiseFilter
+
+    other = ["Exception ignored in: <function f>", "Traceback (most recent call last):",
+             '  File "x.py", line 1, in f', "ValueError: a real error"]
+    one = SigtermNoiseFilter()
+    assert one(["[dpsweep] done", *RAY_SIGTERM_BLOCK, "[dpsweep] next"]) == ["[dpsweep] done", "[dpsweep] next"]
+    assert one(other) == other  # any other ignored exception shows whole
+    split = SigtermNoiseFilter()  # a block cut across Ray's log batches
+    assert split(["a", *RAY_SIGTERM_BLOCK[:3]]) == ["a"] and split(RAY_SIGTERM_BLOCK[3:] + ["b"]) == ["b"]
+    assert SigtermNoiseFilter(hold=3)(other[:3] + ["  more", "  lines"]) == other[:3] + ["  more", "  lines"]
 
 
 # The sweep driver, SIGKILLed by itself at the moment its first row's file is written and

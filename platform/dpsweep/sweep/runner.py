@@ -443,14 +443,46 @@ def _stop_on_sigint(progress, log) -> Iterator[None]:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env
 
 
-def _quiet_worker_stderr() -> None:
-    """From the interrupt on, Ray workers' stderr is no longer copied to this console.
+class SigtermNoiseFilter:
+    """Drops, from one worker's stderr lines, the block Ray's own SIGTERM handler leaves.
 
-    Stopping the trials SIGTERMs their actors, and Ray's own SIGTERM handler in an actor
-    that is starting or idle prints "Exception ignored ... SystemExit" with a traceback,
-    which Ray forwards here; it would bury the one line that says how to resume. A trial's
-    own error is not lost: it is in the trial's row. Worker stdout (progress) still shows.
-    Uses Ray's log dispatcher (ray._private); where that is missing, nothing changes.
+    Tune stops a finished or interrupted trial's actor with SIGTERM; Ray's handler raises
+    SystemExit wherever the actor is, and inside a weakref callback Python prints
+    "Exception ignored in: ... Traceback ... sigterm_handler ... SystemExit: 1". That block
+    says nothing about the trial; any other traceback passes through whole. Lines of an open
+    block are held until it ends (it may span Ray's log batches); at most `hold` lines.
+    """
+
+    def __init__(self, hold: int = 100):
+        self.hold, self.held = hold, []
+
+    def __call__(self, lines: list[str]) -> list[str]:
+        out = []
+        for line in lines:
+            if not self.held:
+                if line.startswith("Exception ignored in"):
+                    self.held = [line]
+                else:
+                    out.append(line)
+                continue
+            self.held.append(line)
+            ended = bool(line) and not line[0].isspace() and not line.startswith("Traceback (most recent")
+            if ended:
+                block, self.held = self.held, []
+                if not (line.startswith("SystemExit") and any("sigterm_handler" in b for b in block)):
+                    out.extend(block)
+            elif len(self.held) > self.hold:
+                out.extend(self.held)
+                self.held = []
+        return out
+
+
+def _wrap_print_logs(wrap) -> None:
+    """Replace Ray's console handler for worker output ("ray_print_logs") by wrap(handler).
+
+    Ray's log dispatcher is private (ray._private); where it is missing, nothing changes. A
+    timeout, not `with lock`: this may run in a signal handler while the main thread holds
+    the lock (ray.shutdown removing the handler).
     """
     try:
         from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
@@ -459,8 +491,49 @@ def _quiet_worker_stderr() -> None:
     lock = getattr(dispatcher, "_lock", None)
     if lock is None or not isinstance(getattr(dispatcher, "handlers", None), list):
         return
+    if not lock.acquire(timeout=1.0):
+        return
+    try:
+        dispatcher.handlers = [(name, wrap(handle) if name == "ray_print_logs" else handle)
+                               for name, handle in dispatcher.handlers]
+    finally:
+        lock.release()
 
-    def stdout_only(handle):
+
+def _drop_ray_sigterm_tracebacks() -> None:
+    """Worker stderr reaches the console without Ray's SIGTERM blocks (SigtermNoiseFilter)."""
+    def wrap(handle):
+        if getattr(handle, "dpsweep_sigterm_filter", False):
+            return handle
+        filters: dict = {}
+
+        def handler(data):
+            if data.get("is_err") and isinstance(data.get("lines"), list):
+                lines = filters.setdefault(data.get("pid"), SigtermNoiseFilter())(data["lines"])
+                if not lines:
+                    return
+                data = {**data, "lines": lines}
+            handle(data)
+
+        handler.dpsweep_sigterm_filter = True
+        handler.dpsweep_stdout_only = getattr(handle, "dpsweep_stdout_only", False)
+        return handler
+
+    _wrap_print_logs(wrap)
+
+
+def _quiet_worker_stderr() -> None:
+    """From the interrupt on, Ray workers' stderr is no longer copied to this console.
+
+    Stopping the trials SIGTERMs their actors; besides Ray's SIGTERM blocks (dropped by
+    SigtermNoiseFilter all along) their shutdown may print more, which would bury the one
+    line that says how to resume. A trial's own error is not lost: it is in the trial's row.
+    Worker stdout (progress) still shows.
+    """
+    def wrap(handle):
+        if getattr(handle, "dpsweep_stdout_only", False):
+            return handle
+
         def handler(data):
             if not data.get("is_err"):
                 handle(data)
@@ -468,17 +541,7 @@ def _quiet_worker_stderr() -> None:
         handler.dpsweep_stdout_only = True
         return handler
 
-    # A timeout, not `with lock`: this runs in a signal handler, and the main thread may
-    # hold the lock itself (ray.shutdown removing the handler).
-    if not lock.acquire(timeout=1.0):
-        return
-    try:
-        dispatcher.handlers = [
-            (name, handle if name != "ray_print_logs" or getattr(handle, "dpsweep_stdout_only", False)
-             else stdout_only(handle))
-            for name, handle in dispatcher.handlers]
-    finally:
-        lock.release()
+    _wrap_print_logs(wrap)
 
 
 @contextlib.contextmanager
@@ -538,11 +601,13 @@ def _connect(address: str | None, log, *, temp_dir: str | None = None) -> None:
         from dpsweep.sweep.supervise import note
 
         note(gcs_address=ray.get_runtime_context().gcs_address)  # 'auto' resolved, for a supervising parent
+        _drop_ray_sigterm_tracebacks()
         return
     cpus = os.cpu_count() or 1
     log(f"starting a local Ray instance ({cpus} CPUs)")
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, runtime_env=env,
              log_to_driver=_log_to_driver(), _temp_dir=temp_dir)
+    _drop_ray_sigterm_tracebacks()
 
 
 class _OneLineErrors:
